@@ -1,0 +1,47 @@
+"""The default dataset (BEIR SciFact) shipped inside the package, unpacked on first use."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+__all__ = ["EMBEDDED_ARCHIVE", "scifact_path"]
+
+EMBEDDED_ARCHIVE: Path = Path(__file__).resolve().parent / "embedded" / "scifact.beir.tar.gz"
+
+
+def scifact_path(cache_dir: str | Path) -> Path:
+    """Unpack the embedded SciFact archive once into ``cache_dir/"scifact"`` and return it.
+
+    Extraction happens in a temporary folder inside ``cache_dir`` and is moved into place
+    with one rename, so an interrupted run never leaves a half-written ``scifact/`` that a
+    later call would trust. ``filter="data"`` rejects absolute paths, ``..`` and links
+    pointing outside the target.
+    """
+    cache_dir = Path(cache_dir)
+    target = cache_dir / "scifact"
+    if (target / "corpus.jsonl").is_file():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".scifact-extract-", dir=cache_dir))
+    try:
+        with tarfile.open(EMBEDDED_ARCHIVE, "r:gz") as tar:
+            tar.extractall(tmp, filter="data")
+        extracted = tmp / "scifact"
+        if not (extracted / "corpus.jsonl").is_file():
+            raise RuntimeError(f"{EMBEDDED_ARCHIVE} does not contain scifact/corpus.jsonl")
+        if target.exists():
+            # Not trusted (no corpus.jsonl): a leftover from something else; replace it.
+            shutil.rmtree(target)
+        try:
+            os.replace(extracted, target)
+        except OSError:
+            # Another process won the race and put a complete folder there first.
+            if not (target / "corpus.jsonl").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

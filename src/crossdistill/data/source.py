@@ -1,0 +1,65 @@
+"""Where a run's data comes from (config group ``data/``), and the train / dev / test split it sees."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from crossdistill.data.beir import BeirDataset, DataError, load_beir
+from crossdistill.data.embedded import scifact_path
+from crossdistill.data.splits import carve_dev
+
+Qrels = dict[str, dict[str, int]]
+
+
+@dataclass
+class PreparedData:
+    """Everything downstream stages read. ``dev`` is carved from train for model selection; ``test`` is only
+    ever reported, never used to choose anything."""
+
+    dataset: BeirDataset
+    doc_ids: list[str]
+    doc_texts: list[str]
+    doc_text: dict[str, str]
+    train_qids: list[str]
+    dev_qids: list[str]
+    qrels: dict[str, Qrels]          # "train", "dev", "test" (train may be empty: label-free mode)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.dataset.fingerprint
+
+
+class BeirSource:
+    """A BEIR folder (``path``) or the embedded SciFact (``embedded: scifact``), optionally sliced for smoke runs."""
+
+    def __init__(self, path: str | None = None, embedded: str | None = None, train_split: str = "train",
+                 test_split: str = "test", dev_size: int | float = 100, seed: int = 13,
+                 max_docs: int | None = None, max_queries: dict | None = None):
+        if (path is None) == (embedded is None):
+            raise ValueError("data: give exactly one of `path` (a BEIR folder) or `embedded` (e.g. scifact)")
+        if embedded not in (None, "scifact"):
+            raise ValueError(f"data.embedded: only 'scifact' ships with crossdistill, got {embedded!r}")
+        self.path, self.embedded = path, embedded
+        self.train_split, self.test_split = train_split, test_split
+        self.dev_size, self.seed = dev_size, seed
+        self.max_docs, self.max_queries = max_docs, dict(max_queries) if max_queries else None
+
+    def load(self, cache_dir: str | Path) -> PreparedData:
+        folder = scifact_path(Path(cache_dir) / "data") if self.embedded else Path(self.path).expanduser()
+        ds = load_beir(folder, splits=None)
+        if self.test_split not in ds.qrels:
+            raise DataError(folder / "qrels" / f"{self.test_split}.tsv", "the test split's qrels file is missing")
+        if self.max_docs is not None or self.max_queries:
+            ds = ds.subset(self.max_docs, self.max_queries, self.seed)
+        train: Qrels = ds.qrels.get(self.train_split, {})
+        if train:
+            train_qids, dev_qids = carve_dev(train, self.dev_size, self.seed)
+        else:
+            train_qids, dev_qids = [], []
+        doc_ids, doc_texts = ds.doc_ids, ds.doc_texts()
+        return PreparedData(
+            dataset=ds, doc_ids=doc_ids, doc_texts=doc_texts, doc_text=dict(zip(doc_ids, doc_texts)),
+            train_qids=train_qids, dev_qids=dev_qids,
+            qrels={"train": {q: train[q] for q in train_qids}, "dev": {q: train[q] for q in dev_qids},
+                   "test": ds.qrels[self.test_split]},
+        )

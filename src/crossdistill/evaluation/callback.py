@@ -1,0 +1,28 @@
+"""Per-epoch full-corpus evaluation of the student inside ``Trainer.fit``."""
+from __future__ import annotations
+
+import pytorch_lightning as pl
+
+from crossdistill.evaluation.evaluator import RetrievalEvaluator
+
+
+class DistillationEvalCallback(pl.Callback):
+    """At every training epoch end, rank 0 evaluates the student on ``split`` and every rank logs the result.
+
+    Encoding the whole corpus on one rank keeps the code simple and exact; the metrics are broadcast so that
+    ModelCheckpoint and early stopping see the same numbers on all ranks.
+    """
+
+    def __init__(self, evaluator: RetrievalEvaluator, split: str = "dev"):
+        self.evaluator, self.split = evaluator, split
+        self.history: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = None
+        if trainer.is_global_zero:
+            epoch = trainer.current_epoch
+            result = self.evaluator.evaluate(pl_module.encoder, self.split, f"{self.split}_epoch={epoch:03d}", epoch)
+            metrics = {f"{self.split}/{k}": float(v) for k, v in result.metrics.items()}
+        metrics = trainer.strategy.broadcast(metrics, src=0)
+        self.history.append({"epoch": trainer.current_epoch, **metrics})
+        pl_module.log_dict(metrics, on_epoch=True, prog_bar=False, logger=True)

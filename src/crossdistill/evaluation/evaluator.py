@@ -1,0 +1,115 @@
+"""Full-corpus evaluation of a student, with the teacher reranking its shortlist (lift@3) and a score trace."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from sentence_transformers import CrossEncoder, SentenceTransformer
+
+from crossdistill.evaluation.metrics import evaluate
+from crossdistill.evaluation.runs import rerank
+from crossdistill.evaluation.taxonomy import lift_by_slice, taxonomy_counts
+from crossdistill.evaluation.trace import build_trace, write_trace
+from crossdistill.retrieval.dense import encode, exact_search
+from crossdistill.retrieval.fusion import Run, Shortlists, reciprocal_rank_fusion, shortlist_from_run
+from crossdistill.teacher.inference import predict_logits
+
+RETRIEVAL_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "ndcg@3", "p@3")
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    run: Run
+    reranked: Run
+    trace: pd.DataFrame
+
+
+class RetrievalEvaluator:
+    """Scores a student over the whole corpus, never only over a shortlist, and explains the result.
+
+    For each query: the student retrieves ``retrieval_depth`` docs from the full corpus (recall@100 needs 100);
+    its top ``rerank_depth`` (fused with BM25 when ``shortlist="hybrid"``) is reranked by the teacher, giving
+    lift@3 = nDCG@3(reranked) - nDCG@3(student) and P@3 before and after. Teacher logits are cached per
+    (qid, docid): the teacher is frozen during distillation, so each pair is scored once per run.
+    """
+
+    def __init__(self, doc_ids: Sequence[str], doc_texts: Sequence[str], queries: Mapping[str, str],
+                 qrels: Mapping[str, Mapping[str, Mapping[str, int]]], bm25_runs: Mapping[str, Run],
+                 teacher: CrossEncoder, trace_dir: Path | None, retrieval_depth: int = 100, rerank_depth: int = 20,
+                 shortlist: str = "student", batch_size: int = 64, teacher_batch_size: int = 64,
+                 precision: str = "bf16", max_doc_length: int = 256, max_query_length: int = 64,
+                 lift_k: int = 3, show_progress: bool = True):
+        if shortlist not in ("student", "hybrid"):
+            raise ValueError(f"evaluation.shortlist must be 'student' or 'hybrid', got {shortlist!r}")
+        self.doc_ids, self.doc_texts = list(doc_ids), list(doc_texts)
+        self.doc_text = dict(zip(self.doc_ids, self.doc_texts))
+        self.queries, self.qrels, self.bm25_runs = queries, qrels, bm25_runs
+        self.teacher, self.trace_dir = teacher, trace_dir
+        self.retrieval_depth, self.rerank_depth, self.shortlist = retrieval_depth, rerank_depth, shortlist
+        self.batch_size, self.teacher_batch_size = batch_size, teacher_batch_size
+        self.precision = "bf16" if str(precision).startswith("bf16") else "32"
+        self.max_doc_length, self.max_query_length = max_doc_length, max_query_length
+        self.lift_k, self.show_progress = lift_k, show_progress
+        self.teacher_cache: dict[tuple[str, str], float] = {}
+        self.init_runs: dict[str, Run] = {}
+
+    def encode_corpus(self, encoder: SentenceTransformer) -> torch.Tensor:
+        return encode(encoder, self.doc_texts, self.batch_size, self.precision, self.show_progress,
+                      self.max_doc_length)
+
+    def retrieve(self, encoder: SentenceTransformer, qids: Sequence[str], corpus_emb: torch.Tensor) -> Run:
+        q_emb = encode(encoder, [self.queries[q] for q in qids], self.batch_size, self.precision, False,
+                       self.max_query_length)
+        return exact_search(q_emb, corpus_emb, list(qids), self.doc_ids, self.retrieval_depth)
+
+    def teacher_scores(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
+        todo = sorted({p for p in pairs if p not in self.teacher_cache})
+        if todo:
+            logits = predict_logits(self.teacher, [(self.queries[q], self.doc_text[d]) for q, d in todo],
+                                    self.teacher_batch_size, self.precision)
+            self.teacher_cache.update(zip(todo, logits))
+        return {p: self.teacher_cache[p] for p in pairs}
+
+    def shortlists(self, split: str, run: Run) -> Shortlists:
+        bm25 = self.bm25_runs.get(split, {})
+        if self.shortlist == "hybrid":
+            return reciprocal_rank_fusion(bm25, run, self.rerank_depth)
+        lists = shortlist_from_run(run, "dense", self.rerank_depth)
+        in_bm25 = {q: {d for d, _ in hits[: self.rerank_depth]} for q, hits in bm25.items()}
+        return {q: [dataclasses.replace(c, origin="both") if c.docid in in_bm25.get(q, ()) else c for c in cands]
+                for q, cands in lists.items()}
+
+    def evaluate(self, encoder: SentenceTransformer, split: str, eval_name: str, epoch: int,
+                 corpus_emb: torch.Tensor | None = None) -> EvalResult:
+        qrels = self.qrels[split]
+        qids = sorted(qrels)
+        if corpus_emb is None:
+            corpus_emb = self.encode_corpus(encoder)
+        run = self.retrieve(encoder, qids, corpus_emb)
+        if epoch < 0:
+            self.init_runs[split] = run
+        lists = self.shortlists(split, run)
+        scores = self.teacher_scores([(q, c.docid) for q, cands in lists.items() for c in cands])
+        shortlist_run = {q: [(c.docid, c.score) for c in cands] for q, cands in lists.items()}
+        reranked = rerank(shortlist_run, scores, self.rerank_depth)
+
+        student = evaluate(run, qrels, RETRIEVAL_METRICS)
+        after = evaluate(reranked, qrels, ("ndcg@3", "p@3", "ndcg@10"))
+        k = self.lift_k
+        metrics = {m: student[m] for m in ("ndcg@10", "mrr@10", "recall@10", "recall@100")}
+        metrics |= {"p@3_student": student["p@3"], "p@3_reranked": after["p@3"],
+                    "ndcg@10_reranked": after["ndcg@10"], f"lift@{k}": after["ndcg@3"] - student["ndcg@3"]}
+
+        trace = build_trace(eval_name=eval_name, split=split, epoch=epoch, queries=self.queries, shortlists=lists,
+                            teacher_scores=scores, qrels=qrels, student_run=run,
+                            student_init_run=self.init_runs.get(split), bm25_run=self.bm25_runs.get(split))
+        metrics |= {f"taxonomy/{name}": v for name, v in taxonomy_counts(trace, k).items()}
+        metrics |= {f"lift@{k}/{name}": v for name, v in lift_by_slice(trace, k).items() if ":n" not in name}
+        if self.trace_dir is not None:
+            write_trace(trace, Path(self.trace_dir) / f"{eval_name}.parquet")
+        return EvalResult(metrics=metrics, run=run, reranked=reranked, trace=trace)

@@ -1,0 +1,279 @@
+"""Human-readable views of a run: a Markdown report with plots, and a per-query explainer.
+
+Everything is derived from files a run leaves behind (traces, the Lightning CSV log,
+results.json), so a report can be regenerated for any finished or interrupted run without
+re-running models. Sections whose inputs are missing are skipped rather than failing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure  # OO API: Agg canvas, no global pyplot state
+from matplotlib.ticker import MaxNLocator
+
+from crossdistill.evaluation.taxonomy import (TAXONOMY_KEYS, classify_queries, lift_by_slice,
+                                              ndcg_by_query, taxonomy_counts)
+from crossdistill.evaluation.trace import read_traces
+
+FINAL_EVAL = "test_final"
+
+
+# ----------------------------------------------------------------------------- helpers
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return "–"
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.4f}" if abs(v) < 1000 else f"{v:.1f}"
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    """Minimal GitHub Markdown table (avoids an optional ``tabulate`` dependency)."""
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _save(fig: Figure, path: Path) -> str:
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return f"![{path.stem}]({path.name})"
+
+
+def _final_eval(traces: dict) -> str:
+    return FINAL_EVAL if FINAL_EVAL in traces else list(traces)[-1]
+
+
+def _trace_epoch_metrics(traces: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per-epoch dev metrics recomputed from dev traces (used when there is no CSV log)."""
+    rows = []
+    for name, t in traces.items():
+        if t.empty or t["split"].iloc[0] != "dev":
+            continue
+        q = classify_queries(t, 3)
+        q = q[q["n_relevant"] > 0]
+        rows.append({"epoch": int(t["epoch"].iloc[0]),
+                     "dev/ndcg@10": ndcg_by_query(t, "student_rank", 10).mean(),
+                     "dev/ndcg@3_student": q["ndcg@3_student"].mean(),
+                     "dev/ndcg@3_reranked": q["ndcg@3_teacher"].mean(),
+                     "dev/lift@3": q["lift@3"].mean()})
+    return pd.DataFrame(rows).sort_values("epoch") if rows else pd.DataFrame()
+
+
+def _csv_epoch_metrics(path: Path) -> pd.DataFrame:
+    """Collapse the sparse Lightning CSV to one row per epoch: last logged dev value, mean train value."""
+    df = pd.read_csv(path)
+    if "epoch" not in df:
+        return pd.DataFrame()
+    df = df.dropna(subset=["epoch"])
+    dev = [c for c in df.columns if c.startswith("dev/")]
+    train = [c for c in df.columns if c.startswith("train/")]
+    g = df.groupby(df["epoch"].astype(int))
+    out = pd.concat([g[dev].last(), g[train].mean()], axis=1).dropna(how="all", subset=dev or None)
+    return out.reset_index()
+
+
+# ----------------------------------------------------------------------------- sections
+def _results_section(run_dir: Path) -> list[str]:
+    path = run_dir / "results.json"
+    if not path.exists():
+        return []
+    res = json.loads(path.read_text())
+    md = ["## Results", ""]
+    meta = [f"{k}: **{res[k]}**" for k in ("dataset", "split", "best_epoch") if k in res]
+    if meta:
+        md += [", ".join(meta), ""]
+    if res.get("systems"):
+        systems = pd.DataFrame.from_dict(res["systems"], orient="index")
+        md += [_md_table(systems.rename_axis("system").reset_index()), ""]
+    if res.get("stages"):
+        stages = pd.DataFrame.from_dict(res["stages"], orient="index")
+        md += ["Stage costs:", "", _md_table(stages.rename_axis("stage").reset_index()), ""]
+    return md
+
+
+def _epochs_section(run_dir: Path, traces: dict[str, pd.DataFrame], out_dir: Path) -> list[str]:
+    csv = run_dir / "csv" / "student" / "metrics.csv"
+    per_epoch, source = (_csv_epoch_metrics(csv), "metrics.csv") if csv.exists() else (pd.DataFrame(), "")
+    if per_epoch.empty:
+        per_epoch, source = _trace_epoch_metrics(traces), "dev traces"
+    if per_epoch.empty:
+        return []
+    fig = Figure(figsize=(10, 4))
+    ax1, ax2 = fig.subplots(1, 2)
+    metrics = [c for c in per_epoch.columns if c.startswith("dev/") and "lift" not in c]
+    for c in metrics:
+        ax1.plot(per_epoch["epoch"], per_epoch[c], marker="o", label=c)
+    ax1.set(xlabel="epoch", title="dev metrics")
+    if metrics:
+        ax1.legend(fontsize=7)
+    lifts = [c for c in per_epoch.columns if "lift" in c]
+    for c in lifts:
+        ax2.plot(per_epoch["epoch"], per_epoch[c], marker="o", color="tab:purple", label=c)
+    ax2.axhline(0, color="grey", lw=0.8)
+    ax2.set(xlabel="epoch", title="teacher lift@3 over the student")
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    img = _save(fig, out_dir / "epochs.png")
+    return ["## Metrics per epoch", "", f"Source: {source}.", "", _md_table(per_epoch), "", img, ""]
+
+
+def _taxonomy_section(traces: dict[str, pd.DataFrame], out_dir: Path) -> list[str]:
+    rows = []
+    # chronological: dev epochs, then test evals (test_init has epoch -1, so it precedes test_final)
+    order = sorted(traces, key=lambda n: (traces[n]["split"].iloc[0] != "dev", traces[n]["epoch"].iloc[0], n)
+                   if len(traces[n]) else (True, 0, n))
+    for name in order:
+        t = traces[name]
+        q = classify_queries(t, 3)
+        rows.append({"eval": name, **taxonomy_counts(t, 3),
+                     "lift@3": q.loc[q["n_relevant"] > 0, "lift@3"].mean()})
+    tab = pd.DataFrame(rows)[["eval", *TAXONOMY_KEYS, "lift@3"]]
+    tab = tab.astype({key: int for key in TAXONOMY_KEYS})  # counts, not means
+    fig = Figure(figsize=(max(8, 1.6 * len(tab)), 4))
+    ax1, ax2 = fig.subplots(1, 2)
+    x = np.arange(len(tab))
+    # exclusive outcomes per query: relevant never shortlisted / shortlisted but below top 3 / found
+    ok = tab["queries"] - tab["candidate_failure"] - tab["scoring_failure"]
+    bottom = np.zeros(len(tab))
+    for label, vals, color in (("teacher top-3 hit", ok, "tab:green"),
+                               ("scoring failure", tab["scoring_failure"], "tab:orange"),
+                               ("candidate failure", tab["candidate_failure"], "tab:red")):
+        ax1.bar(x, vals, bottom=bottom, label=label, color=color)
+        bottom += vals.to_numpy(float)
+    ax1.set(title="outcome per query")
+    ax2.bar(x - 0.2, tab["fixed_by_teacher"], 0.4, label="fixed by teacher", color="tab:green")
+    ax2.bar(x + 0.2, tab["broken_by_teacher"], 0.4, label="broken by teacher", color="tab:red")
+    ax2.set(title="teacher vs student top-3")
+    for ax in (ax1, ax2):
+        ax.set_xticks(x, tab["eval"], rotation=30, ha="right", fontsize=8)
+        ax.set(ylabel="queries", ylim=(0, 1.4 * max(1, ax.get_ylim()[1])))  # headroom for the legend
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7, loc="upper left")
+    img = _save(fig, out_dir / "taxonomy.png")
+    return ["## Failure taxonomy", "",
+            "Candidate failure: no relevant doc in the shortlist (no reranker can fix it); "
+            "scoring failure: relevant docs shortlisted but none in the teacher's top 3; "
+            "fixed/broken: the teacher's top 3 has a relevant doc and the student's does not / the reverse.",
+            "", _md_table(tab), "", img, ""]
+
+
+def _slices_section(traces: dict[str, pd.DataFrame], out_dir: Path) -> list[str]:
+    name = _final_eval(traces)
+    slices = lift_by_slice(traces[name], 3)
+    keys = [k for k in slices if not k.endswith(":n")]
+    if not keys:
+        return []
+    tab = pd.DataFrame({"slice": keys, "queries": [int(slices[f"{k}:n"]) for k in keys],
+                        "lift@3": [slices[k] for k in keys]})
+    fig = Figure(figsize=(max(6, 0.6 * len(tab)), 4))
+    ax = fig.subplots()
+    ax.bar(tab["slice"], tab["lift@3"], color=["tab:green" if v >= 0 else "tab:red" for v in tab["lift@3"]])
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set(ylabel="mean lift@3", title=f"lift@3 by slice ({name})")
+    ax.set_xticks(range(len(tab)), tab["slice"], rotation=45, ha="right", fontsize=8)
+    img = _save(fig, out_dir / "slices.png")
+    return [f"## lift@3 by slice ({name})", "", _md_table(tab), "", img, ""]
+
+
+def _helped_hurt_section(traces: dict[str, pd.DataFrame], n: int = 10) -> list[str]:
+    """Queries whose nDCG@10 moved most between the initial and the distilled student."""
+    final = traces.get(FINAL_EVAL)
+    if final is None or final.empty:
+        return []
+    if final["student_init_rank"].notna().any():
+        init = ndcg_by_query(final, "student_init_rank", 10)
+    elif "test_init" in traces:  # same queries and qrels, so its student ranks are the init ranks
+        init = ndcg_by_query(traces["test_init"], "student_rank", 10)
+    else:
+        return []
+    after = ndcg_by_query(final, "student_rank", 10)
+    query = final.groupby("qid", sort=False)["query"].first()
+    df = pd.DataFrame({"ndcg@10 init": init, "ndcg@10 distilled": after}).reindex(after.index).dropna()
+    df["delta"] = df["ndcg@10 distilled"] - df["ndcg@10 init"]
+    df.insert(0, "query", query.reindex(df.index).str.slice(0, 100))
+    df = df.rename_axis("qid").reset_index()
+    helped = df[df["delta"] > 0].sort_values("delta", ascending=False).head(n)
+    hurt = df[df["delta"] < 0].sort_values("delta").head(n)
+    md = ["## Queries the distillation helped and hurt most", "",
+          f"Per-query student nDCG@10 on {FINAL_EVAL}, before vs after distillation "
+          f"({int((df['delta'] > 0).sum())} helped, {int((df['delta'] < 0).sum())} hurt, "
+          f"{int((df['delta'] == 0).sum())} unchanged).", ""]
+    for title, part in (("Helped most", helped), ("Hurt most", hurt)):
+        md += [f"### {title}", "", _md_table(part) if len(part) else "_none_", ""]
+    return md
+
+
+# ----------------------------------------------------------------------------- public API
+def write_report(run_dir: Path, out: Path | None = None) -> Path:
+    """Write ``report.md`` (default ``run_dir/report/report.md``) with PNG plots beside it."""
+    run_dir = Path(run_dir)
+    traces = read_traces(run_dir)
+    if not traces:
+        raise FileNotFoundError(f"no traces in {run_dir / 'traces'}; nothing to report")
+    out = Path(out) if out is not None else run_dir / "report" / "report.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    md = [f"# crossdistill report: `{run_dir.name}`", "", f"Evaluations: {', '.join(traces)}.", ""]
+    md += _results_section(run_dir)
+    md += _epochs_section(run_dir, traces, out.parent)
+    md += _taxonomy_section(traces, out.parent)
+    md += _slices_section(traces, out.parent)
+    md += _helped_hurt_section(traces)
+    out.write_text("\n".join(md))
+    return out
+
+
+def load_query_trace(run_dir: Path, qid: str, eval_name: str | None = None) -> tuple[str, pd.DataFrame]:
+    """(eval name, one query's trace rows); raises ``LookupError`` with a readable message."""
+    files = {f.stem: f for f in sorted(Path(run_dir, "traces").glob("*.parquet"))}  # read only one
+    if not files:
+        raise LookupError(f"no traces found in {Path(run_dir) / 'traces'}")
+    name = eval_name or _final_eval(files)
+    if name not in files:
+        raise LookupError(f"no trace named {name!r}; available: {', '.join(files)}")
+    t = pd.read_parquet(files[name])
+    rows = t[t["qid"] == str(qid)]
+    if rows.empty:
+        sample = ", ".join(map(str, t["qid"].unique()[:5]))
+        raise LookupError(f"query {qid!r} not in trace {name!r} ({t['qid'].nunique()} queries, e.g. {sample})")
+    return name, rows
+
+
+def explain(run_dir: Path, qid: str, eval_name: str | None = None, console=None) -> None:
+    """Print one query's trace as a Rich table, sorted by teacher rank, out-of-shortlist
+    relevant docs last; unknown qids / missing traces print a message instead of raising."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    try:
+        name, rows = load_query_trace(Path(run_dir), qid, eval_name)
+    except LookupError as e:
+        console.print(f"[bold red]error:[/] {e.args[0]}")
+        return
+    rows = rows.sort_values(["in_shortlist", "teacher_rank", "student_rank"],
+                            ascending=[False, True, True], na_position="last")
+    q = classify_queries(rows, 3).iloc[0]
+    table = Table(title=f"{name} · qid {qid}: {rows['query'].iloc[0]}",
+                  caption=(f"nDCG@3 student {_fmt(q['ndcg@3_student'])} → teacher {_fmt(q['ndcg@3_teacher'])} "
+                           f"(lift {_fmt(q['lift@3'])}); {int(q['n_relevant'])} relevant, "
+                           f"{int(q['missed_relevant'])} not shortlisted"))
+    cols = [("teacher", "teacher_rank"), ("docid", "docid"), ("origin", "origin"),
+            ("1st rank", "first_stage_rank"), ("1st score", "first_stage_score"), ("bm25", "bm25_rank"),
+            ("init rank", "student_init_rank"), ("init score", "student_init_score"),
+            ("student rank", "student_rank"), ("student score", "student_score"),
+            ("teacher score", "teacher_score"), ("label", "label")]
+    for header, _ in cols:
+        table.add_column(header, justify="left" if header in ("docid", "origin") else "right")
+    for r in rows.itertuples(index=False):
+        style = "bold green" if r.label > 0 else ("dim" if not r.in_shortlist else None)
+        cells = [_fmt(getattr(r, c)) for _, c in cols]
+        if not r.in_shortlist:
+            cells[0], cells[2] = "not shortlisted", "–"
+        table.add_row(*cells, style=style)
+    console.print(table)

@@ -1,0 +1,84 @@
+"""TREC run files and ranking helpers.
+
+Run = dict[qid, list[(docid, score)]], sorted by score descending, best first.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Mapping
+
+Run = dict[str, list[tuple[str, float]]]
+
+
+def write_trec_run(run: Run, path: str | Path, tag: str) -> None:
+    """Write 'qid Q0 docid rank score tag' lines, rank from 1 in list order.
+
+    Atomic (temp file in the same directory + os.replace) so a crash or a
+    concurrent reader never sees a half-written run. Scores use repr() so they
+    round-trip exactly.
+    """
+    if not tag or any(c.isspace() for c in tag):
+        raise ValueError(f"run tag must be non-empty without whitespace, got {tag!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for qid, ranked in run.items():
+                f.writelines(
+                    f"{qid} Q0 {doc} {rank} {float(score)!r} {tag}\n"
+                    for rank, (doc, score) in enumerate(ranked, start=1)
+                )
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def read_trec_run(path: str | Path) -> Run:
+    """Read a TREC run; each query's list is sorted by score desc, ties by file rank."""
+    rows: dict[str, list[tuple[float, int, str]]] = defaultdict(list)
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 6:
+                raise ValueError(f"{path}:{lineno}: expected 6 fields, got {len(parts)}: {line!r}")
+            qid, _, doc, rank, score, _ = parts
+            rows[qid].append((-float(score), int(rank), doc))
+    return {qid: [(doc, -neg) for neg, _, doc in sorted(r)] for qid, r in rows.items()}
+
+
+def top_k(scores: Mapping[str, float], k: int) -> list[tuple[str, float]]:
+    """The k highest-scoring (docid, score), score desc, ties broken by docid (deterministic)."""
+    if k <= 0:
+        return []
+    return heapq.nsmallest(k, scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def rerank(run: Run, scores: Mapping[tuple[str, str], float], k: int) -> Run:
+    """Reorder each query's first k candidates by scores[(qid, docid)], returning only those k.
+
+    This is what a reranker over a top-k shortlist yields. The sort is stable, so
+    tied reranker scores keep the first-stage order. A missing score raises KeyError
+    rather than silently ranking the doc last.
+    """
+    out: Run = {}
+    for qid, ranked in run.items():
+        try:
+            pairs = [(doc, float(scores[(qid, doc)])) for doc, _ in ranked[:k]]
+        except KeyError as e:
+            raise KeyError(f"rerank: no score for (qid, docid) {e.args[0]!r}") from None
+        out[qid] = sorted(pairs, key=lambda p: -p[1])
+    return out

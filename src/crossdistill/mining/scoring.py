@@ -1,0 +1,105 @@
+"""Teacher scores for every (query, candidate) pair, through ``Trainer.predict``.
+
+Scoring runs on the same accelerator and strategy as training; under DDP each rank scores its share and a
+prediction writer leaves one file per rank, which the caller merges (rank 0's return value alone would miss
+the others' rows, and under ``ddp_spawn`` nothing is returned to the launching process at all).
+"""
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import BasePredictionWriter
+from torch.utils.data import DataLoader, Dataset
+
+from crossdistill.retrieval.fusion import Shortlists
+
+
+class PairDataset(Dataset):
+    def __init__(self, queries: list[str], docs: list[str]):
+        self.queries, self.docs = queries, docs
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"index": i, "queries": self.queries[i], "docs": self.docs[i]}
+
+
+def _collate(batch: list[dict]) -> dict:
+    return {"index": torch.tensor([b["index"] for b in batch]), "queries": [b["queries"] for b in batch],
+            "docs": [b["docs"] for b in batch]}
+
+
+class RankFilesWriter(BasePredictionWriter):
+    """Each rank saves its (index, score) tensors; indices make the merge order-independent and de-duplicate."""
+
+    def __init__(self, folder: Path):
+        super().__init__(write_interval="epoch")
+        self.folder = folder
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices):
+        index = torch.cat([p["index"] for p in predictions]) if predictions else torch.empty(0, dtype=torch.long)
+        score = torch.cat([p["score"] for p in predictions]) if predictions else torch.empty(0)
+        torch.save({"index": index, "score": score}, self.folder / f"rank{trainer.global_rank}.pt")
+
+
+def predict_pair_scores(trainer: pl.Trainer, teacher: pl.LightningModule, queries: list[str], docs: list[str],
+                        batch_size: int) -> list[float]:
+    """Raw teacher logits for pairs (queries[i], docs[i]), in input order, using ``trainer``'s devices."""
+    # Longest documents first: batches of similar length waste little compute on padding.
+    order = sorted(range(len(docs)), key=lambda i: -len(docs[i]))
+    dataset = PairDataset([queries[i] for i in order], [docs[i] for i in order])
+    with tempfile.TemporaryDirectory(prefix="crossdistill-predict-") as tmp:
+        writer = RankFilesWriter(Path(tmp))
+        trainer.callbacks.append(writer)
+        try:
+            trainer.predict(teacher, DataLoader(dataset, batch_size=batch_size, collate_fn=_collate),
+                            return_predictions=False)
+        finally:
+            trainer.callbacks.remove(writer)
+        scores = [float("nan")] * len(order)
+        for f in Path(tmp).glob("rank*.pt"):
+            part = torch.load(f)
+            for i, s in zip(part["index"].tolist(), part["score"].tolist()):
+                scores[order[i]] = s
+    missing = sum(s != s for s in scores)
+    if missing:
+        raise RuntimeError(f"teacher scoring returned no score for {missing} of {len(scores)} pairs")
+    return scores
+
+
+def score_shortlists(trainer: pl.Trainer, teacher: pl.LightningModule, shortlists: Shortlists,
+                     queries: Mapping[str, str], doc_text: Mapping[str, str],
+                     qrels: Mapping[str, Mapping[str, int]], batch_size: int,
+                     include_positives: bool = True) -> pd.DataFrame:
+    """One row per (qid, candidate): provenance, first-stage rank and score, teacher logit and qrel label.
+
+    Judged positives the first stage missed are added with origin "qrels" (no first-stage rank): the pair
+    strategies need the teacher's view of them to build positive-vs-negative pairs.
+    """
+    rows = []
+    for qid, cands in shortlists.items():
+        judged = qrels.get(qid, {})
+        for c in cands:
+            rows.append({"qid": qid, "docid": c.docid, "origin": c.origin, "first_stage_rank": c.rank,
+                         "first_stage_score": c.score, "bm25_rank": c.bm25_rank, "dense_rank": c.dense_rank,
+                         "label": int(judged.get(c.docid, 0))})
+        if include_positives:
+            seen = {c.docid for c in cands}
+            for docid, grade in judged.items():
+                if grade > 0 and docid not in seen:
+                    rows.append({"qid": qid, "docid": docid, "origin": "qrels", "first_stage_rank": None,
+                                 "first_stage_score": None, "bm25_rank": None, "dense_rank": None,
+                                 "label": int(grade)})
+    df = pd.DataFrame(rows)
+    for col in ("first_stage_rank", "bm25_rank", "dense_rank"):
+        df[col] = df[col].astype("Int64")
+    df["first_stage_score"] = df["first_stage_score"].astype("float64")
+    df["teacher_score"] = predict_pair_scores(trainer, teacher, [queries[q] for q in df["qid"]],
+                                              [doc_text[d] for d in df["docid"]], batch_size)
+    return df

@@ -1,0 +1,195 @@
+"""The stages of one run, in order: data -> BM25 -> zero-shot student -> teacher -> mining -> distillation -> test
+-> export. Each stage is timed and its peak memory recorded; expensive outputs (teacher weights, the mined
+artifact) are cached under a content hash so sweeps over later stages reuse them."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities import rank_zero_only
+from rich.console import Console
+from torch.utils.data import DataLoader
+
+from crossdistill.common.stages import StageRecorder
+from crossdistill.console import results_table
+from crossdistill.evaluation.callback import DistillationEvalCallback
+from crossdistill.evaluation.evaluator import RetrievalEvaluator
+from crossdistill.evaluation.metrics import evaluate
+from crossdistill.evaluation.runs import rerank, write_trec_run
+from crossdistill.export import export_student, export_teacher
+from crossdistill.mining.artifact import cache_key, load_or_build, state_dict_fingerprint, write_parquet_atomic
+from crossdistill.mining.scoring import score_shortlists
+from crossdistill.retrieval.bm25 import BM25Retriever
+from crossdistill.student.data import pair_examples, collate_pairs
+from crossdistill.teacher.data import ListDataset, collate_lists, training_groups, validation_groups
+
+console = Console()
+REPORTED = ("ndcg@10", "mrr@10", "recall@10", "recall@100")
+
+
+def make_trainer(cfg: DictConfig, stage: str, out: Path, **overrides) -> pl.Trainer:
+    logger = False
+    if cfg.get("logger") and "_target_" in cfg.logger:
+        logger = instantiate(cfg.logger, version=stage)
+    return instantiate(cfg.trainer, logger=overrides.pop("logger", logger), default_root_dir=str(out), **overrides)
+
+
+def load_best(module: pl.LightningModule, checkpoint: ModelCheckpoint) -> int:
+    """Load the best checkpoint's weights into ``module``; returns its epoch (the last one if none was saved)."""
+    if checkpoint.best_model_path:
+        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
+        module.load_state_dict(state["state_dict"])
+        return int(state["epoch"])
+    return -1
+
+
+def train_teacher(cfg, data, bm25_runs, out: Path):
+    teacher = instantiate(cfg.teacher)
+    hp = teacher.hparams
+    key = cache_key(data=data.fingerprint, teacher=OmegaConf.to_container(cfg.teacher, resolve=True),
+                    train=data.train_qids, seed=cfg.seed, trainer_precision=str(cfg.trainer.get("precision")))
+    cached = Path(cfg.paths.cache_dir) / "teachers" / key
+    if cfg.cache.teacher and (cached / "config.json").exists():
+        console.log(f"teacher: reusing cached weights {cached}")
+        teacher.model = type(teacher.model)(str(cached))
+        return teacher, {"cached": str(cached), "best_epoch": None}
+    groups = training_groups(data.train_qids, data.dataset.queries, data.qrels["train"], bm25_runs["train"],
+                             data.doc_text, hp.negatives, hp.negative_depth, cfg.seed)
+    val = validation_groups(data.dev_qids, data.dataset.queries, data.qrels["dev"], bm25_runs["dev"],
+                            data.doc_text, hp.val_depth)
+    console.log(f"teacher: {len(groups)} training groups of {1 + hp.negatives}, {len(val)} dev shortlists")
+    ckpt = ModelCheckpoint(dirpath=out / "checkpoints" / "teacher", filename="teacher-{epoch:02d}",
+                           monitor="teacher/val_ndcg@10", mode="max", save_top_k=1)
+    trainer = make_trainer(cfg, "teacher", out, max_epochs=hp.epochs, callbacks=[ckpt])
+    trainer.fit(teacher,
+                DataLoader(ListDataset(groups), batch_size=hp.batch_size, shuffle=True, collate_fn=collate_lists),
+                DataLoader(ListDataset(val), batch_size=8, collate_fn=collate_lists))
+    best_epoch = load_best(teacher, ckpt)
+    if cfg.cache.teacher and rank_zero_only.rank == 0:
+        tmp = cached.with_name(cached.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        export_teacher(teacher, tmp)
+        shutil.rmtree(cached, ignore_errors=True)
+        os.replace(tmp, cached)
+    return teacher, {"best_epoch": best_epoch, "best_val_ndcg@10": float(ckpt.best_model_score or float("nan"))}
+
+
+def run(cfg: DictConfig) -> float:
+    out, cache = Path(cfg.paths.output_dir), Path(cfg.paths.cache_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(cfg.seed, workers=True)
+    stages = StageRecorder(console)
+
+    with stages("data"):
+        data = instantiate(cfg.data).load(cache)
+        console.log(f"{data.dataset.name}: {len(data.doc_ids)} docs; {len(data.train_qids)} train / "
+                    f"{len(data.dev_qids)} dev / {len(data.qrels['test'])} test queries")
+    queries = data.dataset.queries
+    if not data.train_qids:
+        raise SystemExit("this dataset has no train qrels; label-free training is not built yet")
+
+    with stages("bm25"):
+        bm25 = instantiate(cfg.bm25).index(data.doc_ids, data.doc_texts)
+        depth = max(cfg.teacher.negative_depth, cfg.miner.depth, cfg.evaluation.retrieval_depth)
+        bm25_runs = {split: bm25.search({q: queries[q] for q in data.qrels[split]}, depth)
+                     for split in ("train", "dev", "test")}
+
+    student = instantiate(cfg.student)
+    with stages("teacher"):
+        teacher, teacher_info = train_teacher(cfg, data, bm25_runs, out)
+
+    evaluator: RetrievalEvaluator = instantiate(
+        cfg.evaluation, doc_ids=data.doc_ids, doc_texts=data.doc_texts, queries=queries, qrels=data.qrels,
+        bm25_runs=bm25_runs, teacher=teacher.model, trace_dir=out / "traces",
+        max_doc_length=student.hparams.eval_max_doc_length, max_query_length=student.hparams.max_query_length)
+
+    with stages("student_init"):
+        init_emb = evaluator.encode_corpus(student.encoder)
+        init = {split: evaluator.evaluate(student.encoder, split, f"{split}_init", -1, corpus_emb=init_emb)
+                for split in ("dev", "test")}
+
+    with stages("teacher_rerank"):
+        k = cfg.evaluation.rerank_depth
+        bm25_test = bm25_runs["test"]
+        scores = evaluator.teacher_scores([(q, d) for q, hits in bm25_test.items() for d, _ in hits[:k]])
+        teacher_run = {q: rerank({q: hits}, scores, k)[q] + hits[k:] for q, hits in bm25_test.items()}
+
+    with stages("mining"):
+        miner = instantiate(cfg.miner)
+        train_queries = {q: queries[q] for q in data.train_qids}
+        dense = evaluator.retrieve(student.encoder, data.train_qids, init_emb) if miner.needs_dense else None
+        shortlists = miner.shortlists(bm25_runs["train"], dense)
+        key = cache_key(teacher=state_dict_fingerprint(teacher), data=data.fingerprint, qids=data.train_qids,
+                        miner=OmegaConf.to_container(cfg.miner, resolve=True),
+                        student=state_dict_fingerprint(student) if miner.needs_dense else None,
+                        max_length=teacher.hparams.max_length, precision=cfg.inference_precision)
+        path = cache / "mining" / f"{key}.parquet"
+        predictor = make_trainer(cfg, "mining", out, logger=False, precision=cfg.inference_precision,
+                                 callbacks=[], max_epochs=1)
+        artifact, reused = load_or_build(path, lambda: score_shortlists(
+            predictor, teacher, shortlists, train_queries, data.doc_text, data.qrels["train"],
+            teacher.hparams.inference_batch_size))
+        console.log(f"mining: {len(artifact)} scored pairs ({'reused' if reused else 'new'}) -> {path}")
+        pairs = instantiate(cfg.pairs).build(artifact)
+        if rank_zero_only.rank == 0:
+            write_parquet_atomic(artifact.to_pandas(), out / "mining" / "artifact.parquet")
+            write_parquet_atomic(pairs, out / "mining" / "pairs.parquet")
+        console.log(f"pairs: {len(pairs)} (query, better, worse, margin) rows, mean |margin| "
+                    f"{pairs.margin.abs().mean():.2f}")
+
+    with stages("student"):
+        hp = student.hparams
+        callback = DistillationEvalCallback(evaluator, "dev")
+        ckpt = ModelCheckpoint(dirpath=out / "checkpoints" / "student", filename="student-{epoch:02d}",
+                               monitor="dev/ndcg@10", mode="max", save_top_k=1, save_on_train_epoch_end=True)
+        trainer = make_trainer(cfg, "student", out, max_epochs=hp.epochs, callbacks=[callback, ckpt],
+                               limit_val_batches=0, num_sanity_val_steps=0)
+        loader = DataLoader(pair_examples(pairs, queries, data.doc_text), batch_size=hp.batch_size, shuffle=True,
+                            collate_fn=collate_pairs)
+        trainer.fit(student, loader)
+        best_epoch = load_best(student, ckpt)
+        best_dev = float(ckpt.best_model_score) if ckpt.best_model_score is not None else float("nan")
+
+    if rank_zero_only.rank != 0:
+        return best_dev
+    with stages("test"):
+        final = evaluator.evaluate(student.encoder, "test", "test_final", best_epoch)
+
+    with stages("export"):
+        export_student(student, out / "student")
+        export_teacher(teacher, out / "teacher")
+        runs_dir = out / "runs"
+        for name, r in (("bm25", bm25_test), ("student_init", init["test"].run), ("teacher_rerank", teacher_run),
+                        ("student", final.run)):
+            write_trec_run(r, runs_dir / f"{name}.test.trec", tag=name)
+
+    qrels_test = data.qrels["test"]
+    systems = {
+        "bm25": evaluate(bm25_test, qrels_test, REPORTED),
+        "student_init": {m: init["test"].metrics[m] for m in REPORTED} | {"lift@3": init["test"].metrics["lift@3"]},
+        "teacher_rerank": evaluate(teacher_run, qrels_test, REPORTED),
+        "student": {m: final.metrics[m] for m in REPORTED} | {"lift@3": final.metrics["lift@3"]},
+    }
+    results = {
+        "dataset": data.dataset.name, "split": "test", "queries": len(qrels_test), "docs": len(data.doc_ids),
+        "systems": systems, "best_epoch": best_epoch, "optimized_metric": cfg.optimized_metric,
+        "dev": {"student_init": init["dev"].metrics, "student_best_ndcg@10": best_dev, "history": callback.history},
+        "test_final": final.metrics, "teacher": teacher_info, "mining": {"artifact": str(path), "reused": reused,
+                                                                          "pairs": len(pairs)},
+        "stages": stages.stages, "total_wall_s": stages.total_wall_s, "peak_rss_mb": stages.peak_rss_mb,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    tmp = out / "results.json.tmp"
+    tmp.write_text(json.dumps(results, indent=2, default=float))
+    os.replace(tmp, out / "results.json")
+    console.print(results_table(results))
+    console.print(f"run directory: {out}")
+    return best_dev if cfg.optimized_metric == "dev/ndcg@10" else float(callback.history[-1][cfg.optimized_metric])

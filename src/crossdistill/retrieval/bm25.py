@@ -1,0 +1,88 @@
+"""Lexical first stage: BM25 via ``bm25s`` (sparse, precomputed-score index).
+
+Defaults follow BEIR/Anserini (Lucene scoring, k1=0.9, b=0.4, English Snowball stemming,
+English stopwords) so numbers are comparable with published BM25 baselines.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import bm25s
+import numpy as np
+from bm25s.tokenization import Tokenizer
+
+Run = dict[str, list[tuple[str, float]]]
+
+# Below this many queries the thread pool costs more than it saves.
+_PARALLEL_MIN_QUERIES = 256
+
+
+class BM25Retriever:
+    """BM25 over an in-memory corpus; ``index`` once, then ``search`` any number of times."""
+
+    def __init__(
+        self,
+        k1: float = 0.9,
+        b: float = 0.4,
+        method: str = "lucene",
+        stemmer: str | None = "english",
+        stopwords: str | None = "en",
+        show_progress: bool = False,
+    ):
+        self.k1, self.b, self.method = k1, b, method
+        self.stemmer_name, self.stopwords = stemmer, stopwords
+        self.show_progress = show_progress
+        self._doc_ids: np.ndarray | None = None
+        self._model: bm25s.BM25 | None = None
+        self._tokenizer: Tokenizer | None = None
+
+    def _new_tokenizer(self) -> Tokenizer:
+        stemmer = None
+        if self.stemmer_name:
+            import Stemmer  # PyStemmer; its stemWord is what bm25s calls per new word
+
+            stemmer = Stemmer.Stemmer(self.stemmer_name)
+        return Tokenizer(lower=True, stopwords=self.stopwords, stemmer=stemmer)
+
+    def index(self, doc_ids: Sequence[str], texts: Sequence[str]) -> "BM25Retriever":
+        """Tokenise (building the vocabulary) and index the corpus; returns self for chaining."""
+        if len(doc_ids) != len(texts):
+            raise ValueError(f"{len(doc_ids)} doc ids but {len(texts)} texts")
+        if len(doc_ids) == 0:
+            raise ValueError("cannot index an empty corpus")
+        self._tokenizer = self._new_tokenizer()
+        # update_vocab=True also registers the empty token "", which queries with no known
+        # token fall back to: it matches no document, so those queries score 0 everywhere.
+        tokens = self._tokenizer.tokenize(list(texts), update_vocab=True, return_as="tuple", show_progress=self.show_progress)
+        self._model = bm25s.BM25(k1=self.k1, b=self.b, method=self.method)
+        self._model.index(tokens, show_progress=self.show_progress)
+        self._doc_ids = np.asarray(list(doc_ids), dtype=object)
+        return self
+
+    def search(self, queries: Mapping[str, str], k: int) -> Run:
+        """Top-``k`` documents per query, best first.
+
+        ``k`` is capped at the corpus size. Documents with score 0 (no query term in common)
+        are dropped, so a query with only OOV/stopword tokens gets an empty list instead of
+        arbitrary zero-score documents that would pollute a fused shortlist. Ties are broken
+        by docid for determinism.
+        """
+        if self._model is None:
+            raise RuntimeError("call index() before search()")
+        if not queries or k <= 0:
+            return {qid: [] for qid in queries}
+        qids = list(queries)
+        k = min(k, len(self._doc_ids))
+        # update_vocab=False adds no new stems, but still maps unseen surface forms whose stem
+        # is known ("runs" -> "run"); "never" would silently drop them and break stemming.
+        q_tokens = self._tokenizer.tokenize([queries[q] for q in qids], update_vocab=False, return_as="ids", show_progress=False)
+        n_threads = 0 if len(qids) < _PARALLEL_MIN_QUERIES else min(4, os.cpu_count() or 1)
+        idx, scores = self._model.retrieve(q_tokens, k=k, sorted=True, show_progress=self.show_progress, n_threads=n_threads)
+        run: Run = {}
+        for qid, row_idx, row_scores in zip(qids, idx, scores):
+            hits = [(str(self._doc_ids[i]), float(s)) for i, s in zip(row_idx, row_scores) if s > 0]
+            hits.sort(key=lambda h: (-h[1], h[0]))
+            run[qid] = hits
+        return run

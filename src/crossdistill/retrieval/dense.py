@@ -1,0 +1,106 @@
+"""Dense first stage: our own encode loop plus exact (brute-force) inner-product search.
+
+We do not call ``SentenceTransformer.encode`` because we need control over autocast
+precision, temporary ``max_seq_length`` overrides and restoring the training state when
+the student is encoded in the middle of training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+Run = dict[str, list[tuple[str, float]]]
+
+
+@torch.inference_mode()
+def encode(
+    model: "SentenceTransformer",
+    texts: Sequence[str],
+    batch_size: int = 64,
+    precision: str = "32",
+    show_progress: bool = False,
+    max_seq_length: int | None = None,
+) -> torch.Tensor:
+    """Embed ``texts`` into a float32 CPU tensor ``[n, dim]`` in input order.
+
+    Texts are batched longest-first (by character length) so each batch pads to similar
+    lengths, then the original order is restored. ``precision="bf16"`` runs the forward
+    under bf16 autocast; ``"32"`` runs in full precision. The model is put in eval mode
+    (no dropout) and its training flag and ``max_seq_length`` are restored afterwards.
+    """
+    if precision not in ("32", "bf16"):
+        raise ValueError(f"precision must be '32' or 'bf16', got {precision!r}")
+    texts = list(texts)
+    was_training = model.training
+    old_max_len = model.max_seq_length
+    device = model.device
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        if precision == "bf16"
+        else contextlib.nullcontext()
+    )
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    chunks: list[torch.Tensor] = []
+    try:
+        model.eval()
+        if max_seq_length is not None:
+            model.max_seq_length = max_seq_length
+        starts = range(0, len(texts), batch_size)
+        for start in tqdm(starts, desc="Encoding", disable=not show_progress):
+            batch = [texts[i] for i in order[start : start + batch_size]]
+            features = model.preprocess(batch)
+            # preprocess also returns non-tensor entries (e.g. "modality": "text").
+            features = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+            with autocast:
+                emb = model(features)["sentence_embedding"]
+            chunks.append(emb.float().cpu())
+    finally:
+        if max_seq_length is not None:
+            model.max_seq_length = old_max_len
+        model.train(was_training)
+    if not chunks:
+        dim = model.get_embedding_dimension() or 0
+        return torch.empty(0, dim, dtype=torch.float32)
+    sorted_emb = torch.cat(chunks)
+    out = torch.empty_like(sorted_emb)
+    out[torch.from_numpy(order)] = sorted_emb
+    return out
+
+
+@torch.inference_mode()
+def exact_search(
+    query_emb: torch.Tensor,
+    doc_emb: torch.Tensor,
+    query_ids: Sequence[str],
+    doc_ids: Sequence[str],
+    k: int,
+    batch_size: int = 256,
+) -> Run:
+    """Exact top-``k`` by dot product (no ANN, so dense recall is never an index artefact).
+
+    Queries are scored in batches of ``batch_size`` to bound the ``[batch, n_docs]`` score
+    matrix; ``k`` is capped at the corpus size.
+    """
+    if query_emb.shape[0] != len(query_ids) or doc_emb.shape[0] != len(doc_ids):
+        raise ValueError("embedding rows must match the number of ids")
+    k = min(k, len(doc_ids))
+    if k <= 0:
+        return {qid: [] for qid in query_ids}
+    doc_emb = doc_emb.float()
+    query_ids, doc_ids = list(query_ids), list(doc_ids)
+    run: Run = {}
+    for start in range(0, len(query_ids), batch_size):
+        q = query_emb[start : start + batch_size].to(doc_emb.device, torch.float32)
+        scores, idx = torch.topk(q @ doc_emb.T, k, dim=1)
+        for qid, row_s, row_i in zip(query_ids[start : start + batch_size], scores.tolist(), idx.tolist()):
+            run[qid] = [(doc_ids[i], s) for i, s in zip(row_i, row_s)]
+    return run

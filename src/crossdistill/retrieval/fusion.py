@@ -1,0 +1,85 @@
+"""Turning first-stage runs into per-query candidate shortlists (single retriever or RRF hybrid).
+
+Each candidate remembers which first stage(s) proposed it and at what rank, so later stages
+(teacher scoring, hard-negative mining, analysis) can tell lexical from semantic candidates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+Run = dict[str, list[tuple[str, float]]]
+
+_ORIGINS = ("bm25", "dense")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    docid: str
+    origin: str  # "bm25", "dense" or "both": which first stages proposed it
+    rank: int  # rank in the shortlist order, from 1
+    score: float  # first-stage score (the fused RRF score for hybrid)
+    bm25_rank: int | None  # rank in the bm25 run if present (within its depth)
+    dense_rank: int | None
+
+
+Shortlists = dict[str, list[Candidate]]
+
+
+def _ranks(hits: list[tuple[str, float]]) -> dict[str, int]:
+    """docid -> 1-based rank; a duplicated docid keeps its best (first) rank."""
+    ranks: dict[str, int] = {}
+    for i, (docid, _) in enumerate(hits, start=1):
+        ranks.setdefault(docid, i)
+    return ranks
+
+
+def shortlist_from_run(run: Run, origin: str, k: int) -> Shortlists:
+    """The top ``k`` of one retriever's run (assumed best first), tagged with ``origin``."""
+    if origin not in _ORIGINS:
+        raise ValueError(f"origin must be one of {_ORIGINS}, got {origin!r}")
+    out: Shortlists = {}
+    for qid, hits in run.items():
+        out[qid] = [
+            Candidate(
+                docid=docid,
+                origin=origin,
+                rank=r,
+                score=float(score),
+                bm25_rank=r if origin == "bm25" else None,
+                dense_rank=r if origin == "dense" else None,
+            )
+            for r, (docid, score) in enumerate(hits[:k], start=1)
+        ]
+    return out
+
+
+def reciprocal_rank_fusion(bm25: Run, dense: Run, k: int, rrf_k: int = 60) -> Shortlists:
+    """Hybrid shortlist by Reciprocal Rank Fusion (Cormack et al., 2009).
+
+    RRF uses only ranks, so BM25 and dot-product scores need no calibration against each
+    other. A document's fused score is ``sum 1/(rrf_k + rank)`` over the runs that contain
+    it; the top ``k`` by fused score are kept (ties broken by docid). Queries present in
+    only one run are fused with an empty list for the other.
+    """
+    out: Shortlists = {}
+    for qid in dict.fromkeys([*bm25, *dense]):
+        b_ranks, d_ranks = _ranks(bm25.get(qid, [])), _ranks(dense.get(qid, []))
+        fused: list[tuple[float, str]] = []
+        for docid in b_ranks.keys() | d_ranks.keys():
+            br, dr = b_ranks.get(docid), d_ranks.get(docid)
+            score = (1.0 / (rrf_k + br) if br else 0.0) + (1.0 / (rrf_k + dr) if dr else 0.0)
+            fused.append((score, docid))
+        fused.sort(key=lambda x: (-x[0], x[1]))
+        out[qid] = [
+            Candidate(
+                docid=docid,
+                origin="both" if docid in b_ranks and docid in d_ranks else ("bm25" if docid in b_ranks else "dense"),
+                rank=r,
+                score=score,
+                bm25_rank=b_ranks.get(docid),
+                dense_rank=d_ranks.get(docid),
+            )
+            for r, (score, docid) in enumerate(fused[:k], start=1)
+        ]
+    return out

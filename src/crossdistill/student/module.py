@@ -1,0 +1,68 @@
+"""The bi-encoder student: a SentenceTransformer (mean pooling) trained with margin-MSE, as a LightningModule."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytorch_lightning as pl
+import torch
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Normalize
+
+from crossdistill.common.optim import adamw_with_warmup
+from crossdistill.models import resolve_model
+from crossdistill.student.losses import MarginMSELoss
+
+
+def load_bi_encoder(model: str, normalize: bool) -> SentenceTransformer:
+    """Load a SentenceTransformer and add or drop its Normalize module, so the saved model scores as trained."""
+    encoder = SentenceTransformer(resolve_model(model), device="cpu")
+    has_norm = isinstance(encoder[len(encoder) - 1], Normalize)
+    if normalize and not has_norm:
+        encoder.append(Normalize())
+    elif not normalize and has_norm:
+        del encoder[len(encoder) - 1]
+    return encoder
+
+
+class BiEncoderStudent(pl.LightningModule):
+    """Batches: ``{"queries": [B], "docs_a": [B], "docs_b": [B], "margins": FloatTensor[B]}`` (teacher logit margins)."""
+
+    def __init__(
+        self,
+        model: str = "all-MiniLM-L6-v2",
+        normalize: bool = True,
+        scale: float = 10.0,
+        max_query_length: int = 64,
+        max_doc_length: int = 192,
+        eval_max_doc_length: int = 256,
+        lr: float = 2e-5,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.1,
+        epochs: int = 1,
+        batch_size: int = 16,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.encoder = load_bi_encoder(model, normalize)
+        self.loss_fn = MarginMSELoss(scale)
+
+    def embed(self, texts: Sequence[str], max_length: int) -> torch.Tensor:
+        self.encoder.max_seq_length = max_length
+        features = self.encoder.preprocess(list(texts))
+        features = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in features.items()}
+        return self.encoder(features)["sentence_embedding"]
+
+    def training_step(self, batch, batch_idx):
+        q = self.embed(batch["queries"], self.hparams.max_query_length)
+        docs = self.embed(list(batch["docs_a"]) + list(batch["docs_b"]), self.hparams.max_doc_length)
+        a, b = docs.split(len(batch["queries"]))
+        loss = self.loss_fn(q, a, b, batch["margins"])
+        self.log("student/train_loss", loss, prog_bar=True, batch_size=len(batch["queries"]))
+        return loss
+
+    def on_save_checkpoint(self, checkpoint):
+        # The encoder's max_seq_length is switched per call; store the evaluation length so exports agree.
+        self.encoder.max_seq_length = self.hparams.eval_max_doc_length
+
+    def configure_optimizers(self):
+        return adamw_with_warmup(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.warmup_ratio)

@@ -1,0 +1,60 @@
+"""BM25Retriever on a toy corpus: ranking, stemming, k capping, degenerate queries."""
+
+import pytest
+
+from crossdistill.retrieval import BM25Retriever
+
+DOC_IDS = ["d1", "d2", "d3", "d4", "d5", "d6"]
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Marathon runners are running long distances every morning.",
+    "A recipe for chocolate cake with fresh strawberries.",
+    "Quantum computers exploit superposition and entanglement.",
+    "Birds migrate south in the winter to find food.",
+    "The stock market fell sharply after the interest rate announcement.",
+]
+
+
+@pytest.fixture(scope="module")
+def retriever():
+    return BM25Retriever().index(DOC_IDS, TEXTS)
+
+
+def test_obvious_match_ranked_first(retriever):
+    run = retriever.search({"q1": "chocolate cake recipe", "q2": "quantum entanglement"}, k=3)
+    assert run["q1"][0][0] == "d3"
+    assert run["q2"][0][0] == "d4"
+    scores = [s for _, s in run["q1"]]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0
+
+
+def test_stemming_matches_inflections(retriever):
+    # "runs" never appears in the corpus; it only matches d2's "running"/"runners" via the stem.
+    run = retriever.search({"q": "runs"}, k=6)
+    assert [d for d, _ in run["q"]] == ["d2"]
+    no_stem = BM25Retriever(stemmer=None).index(DOC_IDS, TEXTS)
+    assert no_stem.search({"q": "runs"}, k=6)["q"] == []
+
+
+def test_k_capped_at_corpus_size(retriever):
+    run = retriever.search({"q": "the fox dog market birds cake quantum running"}, k=100)
+    assert len(run["q"]) == len(DOC_IDS)
+    assert sorted(d for d, _ in run["q"]) == sorted(DOC_IDS)
+
+
+def test_k_limits_results(retriever):
+    run = retriever.search({"q": "the fox dog market birds cake quantum running"}, k=2)
+    assert len(run["q"]) == 2
+
+
+def test_oov_and_stopword_queries_do_not_crash(retriever):
+    run = retriever.search({"oov": "xylophone zzzz", "stop": "the of and", "empty": "", "ok": "stock market"}, k=5)
+    assert set(run) == {"oov", "stop", "empty", "ok"}
+    for qid in ("oov", "stop", "empty"):
+        assert all(s == 0 for _, s in run[qid])  # empty list: zero-score docs are dropped
+    assert run["ok"][0][0] == "d6"
+
+
+def test_search_before_index_raises():
+    with pytest.raises(RuntimeError):
+        BM25Retriever().search({"q": "x"}, k=1)
