@@ -149,14 +149,15 @@ def run(cfg: DictConfig) -> float:
         hp = student.hparams
         callback = DistillationEvalCallback(evaluator, "dev")
         ckpt = ModelCheckpoint(dirpath=out / "checkpoints" / "student", filename="student-{epoch:02d}",
-                               monitor="dev/ndcg@10", mode="max", save_top_k=1, save_on_train_epoch_end=True)
+                               monitor=cfg.optimized_metric, mode="max", save_top_k=1, save_on_train_epoch_end=True)
         trainer = make_trainer(cfg, "student", out, max_epochs=hp.epochs, callbacks=[callback, ckpt],
                                limit_val_batches=0, num_sanity_val_steps=0)
         loader = DataLoader(pair_examples(pairs, queries, data.doc_text), batch_size=hp.batch_size, shuffle=True,
                             collate_fn=collate_pairs)
         trainer.fit(student, loader)
         best_epoch = load_best(student, ckpt)
-        best_dev = float(ckpt.best_model_score) if ckpt.best_model_score is not None else float("nan")
+        history = [json.loads(p.read_text()) for p in sorted((out / "traces").glob("dev_epoch=*.metrics.json"))]
+        best_dev = max((h[cfg.optimized_metric.split("/", 1)[1]] for h in history), default=float("nan"))
 
     if rank_zero_only.rank != 0:
         return best_dev
@@ -181,7 +182,7 @@ def run(cfg: DictConfig) -> float:
     results = {
         "dataset": data.dataset.name, "split": "test", "queries": len(qrels_test), "docs": len(data.doc_ids),
         "systems": systems, "best_epoch": best_epoch, "optimized_metric": cfg.optimized_metric,
-        "dev": {"student_init": init["dev"].metrics, "student_best_ndcg@10": best_dev, "history": callback.history},
+        "dev": {"student_init": init["dev"].metrics, "best": best_dev, "history": history},
         "test_final": final.metrics, "teacher": teacher_info, "mining": {"artifact": str(path), "reused": reused,
                                                                           "pairs": len(pairs)},
         "stages": stages.stages, "total_wall_s": stages.total_wall_s, "peak_rss_mb": stages.peak_rss_mb,
@@ -192,4 +193,4 @@ def run(cfg: DictConfig) -> float:
     os.replace(tmp, out / "results.json")
     console.print(results_table(results))
     console.print(f"run directory: {out}")
-    return best_dev if cfg.optimized_metric == "dev/ndcg@10" else float(callback.history[-1][cfg.optimized_metric])
+    return best_dev

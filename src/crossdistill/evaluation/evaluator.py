@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,4 +114,8 @@ class RetrievalEvaluator:
         metrics |= {f"lift@{k}/{name}": v for name, v in lift_by_slice(trace, k).items() if ":n" not in name}
         if self.trace_dir is not None:
             write_trace(trace, Path(self.trace_dir) / f"{eval_name}.parquet")
+            # Metrics beside the trace: they survive DDP worker processes, unlike in-memory callback state.
+            tmp = Path(self.trace_dir) / f".{eval_name}.metrics.json.tmp"
+            tmp.write_text(json.dumps({"eval": eval_name, "split": split, "epoch": epoch, **metrics}, indent=1))
+            os.replace(tmp, Path(self.trace_dir) / f"{eval_name}.metrics.json")
         return EvalResult(metrics=metrics, run=run, reranked=reranked, trace=trace)

@@ -21,6 +21,10 @@ def load_bi_encoder(model: str, normalize: bool) -> SentenceTransformer:
         encoder.append(Normalize())
     elif not normalize and has_norm:
         del encoder[len(encoder) - 1]
+    # Mean pooling never reads BERT's pooler; frozen, it is no "unused parameter" for DDP's gradient sync.
+    pooler = getattr(encoder.transformers_model, "pooler", None)
+    if pooler is not None:
+        pooler.requires_grad_(False)
     return encoder
 
 
@@ -43,7 +47,7 @@ class BiEncoderStudent(pl.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.encoder = load_bi_encoder(model, normalize)
+        self.encoder = load_bi_encoder(model, normalize).train()  # loaders return eval mode: keep dropout on
         self.loss_fn = MarginMSELoss(scale)
 
     def embed(self, texts: Sequence[str], max_length: int) -> torch.Tensor:

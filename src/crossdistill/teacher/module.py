@@ -49,7 +49,7 @@ class CrossEncoderTeacher(pl.LightningModule):
         if loss not in LOSSES:
             raise ValueError(f"teacher.loss must be one of {sorted(LOSSES)}, got {loss!r}")
         self.save_hyperparameters()
-        self.model = load_cross_encoder(model, max_length)
+        self.model = load_cross_encoder(model, max_length).train()  # loaders return eval mode: keep dropout on
         self.loss_fn = LOSSES[loss]
 
     def score(self, queries: Sequence[str], docs: Sequence[str]) -> torch.Tensor:

@@ -1,0 +1,73 @@
+"""Shared fixtures: a tiny BERT on disk, a tiny BEIR folder, and the real Hydra configs composed for them."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("WANDB_MODE", "offline")
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_models import _WORDS, save_tiny_bert  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+def write_tiny_beir(folder: Path, n_docs: int = 60, n_train: int = 24, n_test: int = 8, seed: int = 0) -> Path:
+    """Docs of random vocabulary words; each query is four words of one doc, which is its judged positive."""
+    rng = random.Random(seed)
+    words = sorted(set(_WORDS))
+    folder.mkdir(parents=True, exist_ok=True)
+    docs = {f"d{i}": (" ".join(rng.sample(words, 3)), " ".join(rng.choices(words, k=30))) for i in range(n_docs)}
+    with open(folder / "corpus.jsonl", "w") as f:
+        for docid, (title, text) in docs.items():
+            f.write(json.dumps({"_id": docid, "title": title, "text": text}) + "\n")
+    (folder / "qrels").mkdir(exist_ok=True)
+    with open(folder / "queries.jsonl", "w") as fq:
+        for split, n, offset in (("train", n_train, 0), ("test", n_test, n_train)):
+            with open(folder / "qrels" / f"{split}.tsv", "w") as fr:
+                fr.write("query-id\tcorpus-id\tscore\n")
+                for i in range(n):
+                    qid, docid = f"q{offset + i}", f"d{(offset + i) % n_docs}"
+                    fq.write(json.dumps({"_id": qid, "text": " ".join(rng.sample(docs[docid][1].split(), 4))}) + "\n")
+                    fr.write(f"{qid}\t{docid}\t1\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_beir(tmp_path_factory) -> Path:
+    return write_tiny_beir(tmp_path_factory.mktemp("beir") / "tiny")
+
+
+def tiny_overrides(tiny_bert: Path, tiny_beir: Path, out: Path, cache: Path) -> list[str]:
+    """The real configs, pointed at tiny models and data: every stage runs, in seconds."""
+    return [
+        "data=beir", f"data.path={tiny_beir}", "data.dev_size=6",
+        f"teacher.model={tiny_bert}", "teacher.max_length=64", "teacher.negatives=2", "teacher.batch_size=4",
+        f"student.model={tiny_bert}", "student.max_doc_length=64", "student.eval_max_doc_length=64",
+        "student.batch_size=4", "student.epochs=2",
+        "miner.depth=6", "evaluation.rerank_depth=5", "evaluation.retrieval_depth=20",
+        "evaluation.show_progress=false", "+trainer.enable_progress_bar=false",
+        f"paths.root_dir={out}", f"paths.output_dir={out}", f"paths.cache_dir={cache}",
+    ]
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return hydra_compose(config_name="train", overrides=overrides)

@@ -1,0 +1,51 @@
+"""Every config in configs/ composes with the real defaults and instantiates into the class it names."""
+from __future__ import annotations
+
+import pytest
+import pytorch_lightning as pl
+from conftest import CONFIGS, compose, tiny_overrides
+from hydra.utils import instantiate
+
+GROUPS = {p.name: sorted(f.stem for f in p.glob("*.yaml")) for p in CONFIGS.iterdir() if p.is_dir()}
+
+
+def test_required_config_groups_exist():
+    assert {"minilm"} <= set(GROUPS["teacher"]) and {"minilm"} <= set(GROUPS["student"])
+    assert {"scifact", "beir"} <= set(GROUPS["data"])
+    assert {"bm25", "dense", "hybrid"} <= set(GROUPS["miner"])
+    assert {"cpu", "gpu", "ddp"} <= set(GROUPS["trainer"])
+    assert {"csv", "wandb", "none"} <= set(GROUPS["logger"])
+    assert "smoke" in GROUPS["experiment"]
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() if g not in ("hydra", "paths")
+                                          for o in opts])
+def test_config_composes_and_instantiates(group, option, tiny_bert, tiny_beir, tmp_path):
+    overrides = [o for o in tiny_overrides(tiny_bert, tiny_beir, tmp_path, tmp_path / "cache")
+                 if not o.startswith("data") or group != "data"]
+    overrides.append(f"{group}={option}")
+    if group == "data" and option == "beir":
+        overrides.append(f"data.path={tiny_beir}")
+    cfg = compose(overrides)
+    node = cfg if group == "experiment" else cfg[group]
+    if group == "experiment":
+        assert cfg.data.max_docs and cfg.cache.teacher is False
+        return
+    if group == "logger" and "_target_" not in node:
+        return  # logger=none: no experiment logger
+    if group == "logger" and option == "wandb":
+        pytest.importorskip("wandb")
+    if group == "trainer":
+        trainer = instantiate(node, accelerator="cpu", devices=1, strategy="auto", logger=False)
+        assert isinstance(trainer, pl.Trainer)
+        return
+    if group == "evaluation":
+        obj = instantiate(node, doc_ids=[], doc_texts=[], queries={}, qrels={}, bm25_runs={}, teacher=None,
+                          trace_dir=None)
+    elif group == "data":
+        obj = instantiate(node).load(tmp_path / "cache")
+        assert obj.train_qids and obj.dev_qids and obj.qrels["test"]
+        return
+    else:
+        obj = instantiate(node)
+    assert type(obj).__name__ == node._target_.rsplit(".", 1)[1]

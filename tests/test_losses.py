@@ -1,0 +1,50 @@
+import math
+
+import pytest
+import torch
+
+from crossdistill.student.losses import MarginMSELoss
+from crossdistill.teacher.losses import listwise_softmax, pairwise_logistic, pointwise_bce
+
+SCORES = torch.tensor([[2.0, 1.0, -1.0], [0.5, 1.5, 0.0]])
+
+
+def test_listwise_softmax_matches_hand_computation():
+    row0 = -2.0 + math.log(math.exp(2.0) + math.exp(1.0) + math.exp(-1.0))
+    row1 = -0.5 + math.log(math.exp(0.5) + math.exp(1.5) + math.exp(0.0))
+    assert listwise_softmax(SCORES).item() == pytest.approx((row0 + row1) / 2, abs=1e-6)
+
+
+def test_pairwise_logistic_matches_hand_computation():
+    margins = [1.0, 3.0, -1.0, 0.5]
+    expected = sum(math.log1p(math.exp(-m)) for m in margins) / 4
+    assert pairwise_logistic(SCORES).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_pointwise_bce_matches_hand_computation():
+    def bce(x, y):
+        p = 1 / (1 + math.exp(-x))
+        return -(y * math.log(p) + (1 - y) * math.log(1 - p))
+
+    expected = sum(bce(x, 1.0 if j == 0 else 0.0) for row in SCORES.tolist() for j, x in enumerate(row)) / 6
+    assert pointwise_bce(SCORES).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_margin_mse_matches_formula():
+    q = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    a = torch.tensor([[0.5, 0.5], [1.0, 1.0]])
+    b = torch.tensor([[0.0, 1.0], [1.0, -1.0]])
+    teacher_margin = torch.tensor([1.0, 2.0])
+    # student margins: q.a - q.b = (0.5 - 0) and (2 - (-2)) = 0.5 and 4.0, times scale 2 -> 1.0 and 8.0
+    expected = ((1.0 - 1.0) ** 2 + (8.0 - 2.0) ** 2) / 2
+    assert MarginMSELoss(scale=2.0)(q, a, b, teacher_margin).item() == pytest.approx(expected)
+
+
+def test_margin_mse_equals_sentence_transformers_loss():
+    from sentence_transformers.sentence_transformer.losses import MarginMSELoss as STMarginMSELoss
+
+    torch.manual_seed(0)
+    q, a, b = torch.randn(3, 8, 16).unbind(0)
+    labels = torch.randn(8)
+    st_loss = STMarginMSELoss(model=None).compute_loss_from_embeddings([q, a, b], labels)
+    assert MarginMSELoss(scale=1.0)(q, a, b, labels).item() == pytest.approx(st_loss.item(), rel=1e-6)

@@ -1,0 +1,78 @@
+"""Mining: artifact caching and atomic writes, pair strategies and their false-negative guard."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from crossdistill.mining.artifact import (ARTIFACT_COLUMNS, cache_key, load_or_build, state_dict_fingerprint,
+                                         write_parquet_atomic)
+from crossdistill.mining.pairs import PositiveVsShortlist, TeacherTopVsRest
+
+
+def artifact() -> pd.DataFrame:
+    rows = [  # qid, docid, origin, teacher_score, label
+        ("q1", "a", "bm25", 5.0, 1), ("q1", "b", "bm25", 6.0, 0), ("q1", "c", "bm25", 1.0, 0),
+        ("q1", "p", "qrels", 3.0, 1),
+        ("q2", "x", "bm25", 2.0, 0), ("q2", "y", "bm25", 4.0, 1), ("q2", "z", "bm25", 0.5, 0),
+    ]
+    df = pd.DataFrame(rows, columns=["qid", "docid", "origin", "teacher_score", "label"])
+    df["first_stage_rank"], df["first_stage_score"], df["bm25_rank"], df["dense_rank"] = 1, 1.0, 1, None
+    return df[list(ARTIFACT_COLUMNS)]
+
+
+def test_positive_vs_shortlist_pairs_every_positive_with_unjudged_shortlist_docs():
+    pairs = PositiveVsShortlist(pairs_per_query=100).build(artifact())
+    got = {(r.qid, r.docid_a, r.docid_b): r.margin for r in pairs.itertuples()}
+    assert got == {("q1", "a", "b"): -1.0, ("q1", "a", "c"): 4.0, ("q1", "p", "b"): -3.0, ("q1", "p", "c"): 2.0,
+                   ("q2", "y", "x"): 2.0, ("q2", "y", "z"): 3.5}
+
+
+def test_teacher_top_never_uses_a_judged_positive_as_worse_doc():
+    pairs = TeacherTopVsRest(top=1, pairs_per_query=100).build(artifact())
+    # q1: teacher's top is b (6.0); a and p are judged positives, so only c may be the worse doc
+    assert set(zip(pairs.qid, pairs.docid_a, pairs.docid_b)) == {("q1", "b", "c"), ("q2", "y", "x"),
+                                                                ("q2", "y", "z")}
+
+
+def test_pairs_per_query_caps_and_is_seeded():
+    a = PositiveVsShortlist(pairs_per_query=2, seed=1).build(artifact())
+    b = PositiveVsShortlist(pairs_per_query=2, seed=1).build(artifact())
+    assert a.groupby("qid").size().max() == 2 and a.equals(b)
+
+
+def test_load_or_build_reuses_and_never_leaves_a_partial_file(tmp_path):
+    path = tmp_path / "mining" / "k.parquet"
+
+    def broken():
+        raise KeyboardInterrupt  # an interrupted scoring run
+
+    with pytest.raises(KeyboardInterrupt):
+        load_or_build(path, broken)
+    assert not path.exists()
+
+    ds, reused = load_or_build(path, artifact)
+    assert not reused and len(ds) == 7
+    ds2, reused2 = load_or_build(path, lambda: pytest.fail("must not rebuild"))
+    assert reused2 and ds2.to_pandas().teacher_score.tolist() == artifact().teacher_score.tolist()
+
+
+def test_cache_key_and_fingerprint_follow_content():
+    m = torch.nn.Linear(2, 2)
+    fp = state_dict_fingerprint(m)
+    assert fp == state_dict_fingerprint(m)
+    with torch.no_grad():
+        m.weight[0, 0] += 1
+    assert fp != state_dict_fingerprint(m)
+    assert cache_key(a=1, b=[1, 2]) == cache_key(b=[1, 2], a=1) != cache_key(a=2, b=[1, 2])
+
+
+def test_failed_write_keeps_the_previous_file_intact(tmp_path):
+    path = tmp_path / "a.parquet"
+    write_parquet_atomic(artifact(), path)
+    before = path.read_bytes()
+    bad = artifact().assign(teacher_score=[object()] * 7)  # pyarrow cannot serialise this column
+    with pytest.raises(Exception):
+        write_parquet_atomic(bad, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["a.parquet"]  # no temp file left behind

@@ -1,0 +1,116 @@
+"""The whole pipeline through the real Hydra configs, with tiny models on a tiny BEIR folder."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import compose, tiny_overrides
+
+from crossdistill.evaluation.trace import TRACE_COLUMNS
+from crossdistill.pipeline import run
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_bert, tiny_beir, tmp_path_factory):
+    out, cache = tmp_path_factory.mktemp("run"), tmp_path_factory.mktemp("cache")
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, out, cache))
+    value = run(cfg)
+    return cfg, out, cache, value
+
+
+def test_results_json_reports_every_system_and_stage(finished_run):
+    cfg, out, _, value = finished_run
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["systems"]) == {"bm25", "student_init", "teacher_rerank", "student"}
+    for name, metrics in results["systems"].items():
+        for m in ("ndcg@10", "mrr@10", "recall@100"):
+            assert 0.0 <= metrics[m] <= 1.0, (name, m)
+    assert "lift@3" in results["systems"]["student"]
+    assert {"data", "bm25", "teacher", "student_init", "mining", "student", "test", "export"} <= set(results["stages"])
+    assert all(s["wall_s"] >= 0 and s["peak_rss_mb"] > 0 for s in results["stages"].values())
+    assert results["queries"] == 8
+    # train.py returns the best dev nDCG@10 (what a sweeper optimises), the value the checkpoint callback chose
+    assert value == pytest.approx(max(h["ndcg@10"] for h in results["dev"]["history"]))
+
+
+def test_student_metrics_logged_every_epoch(finished_run):
+    _, out, _, _ = finished_run
+    metrics = pd.read_csv(out / "csv" / "student" / "metrics.csv")
+    logged = metrics.dropna(subset=["dev/ndcg@10"])
+    assert sorted(logged["epoch"].tolist()) == [0, 1]
+    for col in ("dev/recall@10", "dev/recall@100", "dev/mrr@10", "dev/lift@3", "dev/p@3_student",
+                "dev/p@3_reranked", "dev/taxonomy/candidate_failure"):
+        assert col in metrics.columns
+
+
+def test_traces_have_documented_columns_and_one_row_per_candidate(finished_run):
+    cfg, out, _, _ = finished_run
+    names = sorted(p.stem for p in (out / "traces").glob("*.parquet"))
+    assert names == ["dev_epoch=000", "dev_epoch=001", "dev_init", "test_final", "test_init"]
+    trace = pd.read_parquet(out / "traces" / "test_final.parquet")
+    assert tuple(trace.columns) == TRACE_COLUMNS
+    shortlist = trace[trace.in_shortlist]
+    assert shortlist.groupby("qid").size().eq(cfg.evaluation.rerank_depth).all()
+    assert not shortlist.duplicated(["qid", "docid"]).any()
+    assert shortlist.student_init_rank.notna().any()
+
+
+def test_exported_student_loads_and_matches_module(finished_run):
+    from sentence_transformers import SentenceTransformer
+
+    from crossdistill.retrieval.dense import encode
+    from crossdistill.student.module import BiEncoderStudent
+
+    _, out, _, _ = finished_run
+    ckpt = next((out / "checkpoints" / "student").glob("*.ckpt"))
+    module = BiEncoderStudent.load_from_checkpoint(ckpt, map_location="cpu")
+    texts = ["cell gene expression", "the quick brown fox jumps over the lazy dog"]
+    expected = encode(module.encoder, texts, max_seq_length=module.hparams.eval_max_doc_length)
+    loaded = SentenceTransformer(str(out / "student"), device="cpu")
+    got = torch.from_numpy(np.asarray(loaded.encode(texts)))
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_exported_teacher_loads_as_cross_encoder_with_raw_logits(finished_run):
+    from sentence_transformers import CrossEncoder
+
+    from crossdistill.teacher.module import CrossEncoderTeacher
+
+    _, out, _, _ = finished_run
+    ckpt = next((out / "checkpoints" / "teacher").glob("*.ckpt"))
+    module = CrossEncoderTeacher.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    pairs = [("cell gene", "cell gene expression in mice"), ("dog", "a quick brown fox")]
+    with torch.inference_mode():
+        expected = module.score([p[0] for p in pairs], [p[1] for p in pairs])
+    loaded = CrossEncoder(str(out / "teacher"), device="cpu")
+    assert isinstance(loaded.activation_fn, torch.nn.Identity)
+    assert torch.allclose(torch.as_tensor(loaded.predict(pairs)), expected, atol=1e-5)
+
+
+def test_mining_artifact_has_provenance_and_guarded_pairs(finished_run):
+    cfg, out, _, _ = finished_run
+    artifact = pd.read_parquet(out / "mining" / "artifact.parquet")
+    assert {"qid", "docid", "origin", "first_stage_rank", "first_stage_score", "teacher_score", "label"} <= set(
+        artifact.columns)
+    assert set(artifact.origin) <= {"bm25", "qrels"}
+    pairs = pd.read_parquet(out / "mining" / "pairs.parquet")
+    label = artifact.set_index(["qid", "docid"]).label
+    assert (label.loc[list(zip(pairs.qid, pairs.docid_b))].to_numpy() <= 0).all()  # never a judged positive
+    score = artifact.set_index(["qid", "docid"]).teacher_score
+    np.testing.assert_allclose(pairs.margin, score.loc[list(zip(pairs.qid, pairs.docid_a))].to_numpy()
+                               - score.loc[list(zip(pairs.qid, pairs.docid_b))].to_numpy(), atol=1e-6)
+
+
+def test_rerun_reuses_cached_teacher_and_artifact(finished_run, tiny_bert, tiny_beir, tmp_path):
+    _, first_out, cache, _ = finished_run
+    artifact = next((cache / "mining").glob("*.parquet"))
+    before = artifact.stat().st_mtime_ns
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, cache) + ["student.epochs=1"])
+    run(cfg)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["teacher"].get("cached")
+    assert results["mining"]["reused"] is True
+    assert artifact.stat().st_mtime_ns == before
