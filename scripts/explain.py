@@ -20,7 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     except LookupError as e:
         print(f"error: {e.args[0]}", file=sys.stderr)
         return 1
-    explain(args.run_dir, args.qid, args.eval_name, console=Console())
+    # A trace row has a dozen columns: never squeeze it below 150 characters (Rich uses 80 off a terminal).
+    console = Console()
+    if console.width < 150:
+        console = Console(width=150)
+    explain(args.run_dir, args.qid, args.eval_name, console=console)
     return 0
 
 

@@ -32,6 +32,7 @@ def test_results_json_reports_every_system_and_stage(finished_run):
     assert {"data", "bm25", "teacher", "student_init", "mining", "student", "test", "export"} <= set(results["stages"])
     assert all(s["wall_s"] >= 0 and s["peak_rss_mb"] > 0 for s in results["stages"].values())
     assert results["queries"] == 8
+    assert (out / "report" / "report.md").exists()
     # train.py returns the best dev nDCG@10 (what a sweeper optimises), the value the checkpoint callback chose
     assert value == pytest.approx(max(h["ndcg@10"] for h in results["dev"]["history"]))
 
@@ -108,7 +109,7 @@ def test_rerun_reuses_cached_teacher_and_artifact(finished_run, tiny_bert, tiny_
     _, first_out, cache, _ = finished_run
     artifact = next((cache / "mining").glob("*.parquet"))
     before = artifact.stat().st_mtime_ns
-    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, cache) + ["student.epochs=1"])
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, cache) + ["student.epochs=1", "logger=wandb"])
     run(cfg)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["teacher"].get("cached")

@@ -23,13 +23,15 @@ from crossdistill.console import results_table
 from crossdistill.evaluation.callback import DistillationEvalCallback
 from crossdistill.evaluation.evaluator import RetrievalEvaluator
 from crossdistill.evaluation.metrics import evaluate
+from crossdistill.evaluation.report import write_report
 from crossdistill.evaluation.runs import rerank, write_trec_run
 from crossdistill.export import export_student, export_teacher
 from crossdistill.mining.artifact import cache_key, load_or_build, state_dict_fingerprint, write_parquet_atomic
 from crossdistill.mining.scoring import score_shortlists
 from crossdistill.retrieval.bm25 import BM25Retriever
 from crossdistill.student.data import pair_examples, collate_pairs
-from crossdistill.teacher.data import ListDataset, collate_lists, training_groups, validation_groups
+from crossdistill.teacher.data import (ListDataset, collate_lists, title_pseudo_groups, training_groups,
+                                      validation_groups)
 
 console = Console()
 REPORTED = ("ndcg@10", "mrr@10", "recall@10", "recall@100")
@@ -38,7 +40,11 @@ REPORTED = ("ndcg@10", "mrr@10", "recall@10", "recall@100")
 def make_trainer(cfg: DictConfig, stage: str, out: Path, **overrides) -> pl.Trainer:
     logger = False
     if cfg.get("logger") and "_target_" in cfg.logger:
-        logger = instantiate(cfg.logger, version=stage)
+        # One logger run per stage: CSV files side by side, or one wandb run per stage grouped by run directory.
+        target = cfg.logger._target_
+        per_stage = {"version": stage} if target.endswith("CSVLogger") else (
+            {"name": f"{out.name}-{stage}", "group": out.name} if target.endswith("WandbLogger") else {})
+        logger = instantiate(cfg.logger, **per_stage)
     return instantiate(cfg.trainer, logger=overrides.pop("logger", logger), default_root_dir=str(out), **overrides)
 
 
@@ -51,7 +57,7 @@ def load_best(module: pl.LightningModule, checkpoint: ModelCheckpoint) -> int:
     return -1
 
 
-def train_teacher(cfg, data, bm25_runs, out: Path):
+def train_teacher(cfg, data, bm25, bm25_runs, out: Path):
     teacher = instantiate(cfg.teacher)
     hp = teacher.hparams
     key = cache_key(data=data.fingerprint, teacher=OmegaConf.to_container(cfg.teacher, resolve=True),
@@ -63,6 +69,10 @@ def train_teacher(cfg, data, bm25_runs, out: Path):
         return teacher, {"cached": str(cached), "best_epoch": None}
     groups = training_groups(data.train_qids, data.dataset.queries, data.qrels["train"], bm25_runs["train"],
                              data.doc_text, hp.negatives, hp.negative_depth, cfg.seed)
+    if hp.pseudo_queries:
+        corpus = data.dataset.corpus
+        groups += title_pseudo_groups(data.doc_ids, corpus["title"], corpus["text"], bm25.search,
+                                      hp.pseudo_queries, hp.negatives, hp.negative_depth, cfg.seed)
     val = validation_groups(data.dev_qids, data.dataset.queries, data.qrels["dev"], bm25_runs["dev"],
                             data.doc_text, hp.val_depth)
     console.log(f"teacher: {len(groups)} training groups of {1 + hp.negatives}, {len(val)} dev shortlists")
@@ -104,10 +114,11 @@ def run(cfg: DictConfig) -> float:
 
     student = instantiate(cfg.student)
     with stages("teacher"):
-        teacher, teacher_info = train_teacher(cfg, data, bm25_runs, out)
+        teacher, teacher_info = train_teacher(cfg, data, bm25, bm25_runs, out)
 
-    evaluator: RetrievalEvaluator = instantiate(
-        cfg.evaluation, doc_ids=data.doc_ids, doc_texts=data.doc_texts, queries=queries, qrels=data.qrels,
+    # _partial_: hydra would copy the corpus-sized arguments through OmegaConf (slow); bind them afterwards.
+    evaluator: RetrievalEvaluator = instantiate(cfg.evaluation, _partial_=True)(
+        doc_ids=data.doc_ids, doc_texts=data.doc_texts, queries=queries, qrels=data.qrels,
         bm25_runs=bm25_runs, teacher=teacher.model, trace_dir=out / "traces",
         max_doc_length=student.hparams.eval_max_doc_length, max_query_length=student.hparams.max_query_length)
 
@@ -191,6 +202,8 @@ def run(cfg: DictConfig) -> float:
     tmp = out / "results.json.tmp"
     tmp.write_text(json.dumps(results, indent=2, default=float))
     os.replace(tmp, out / "results.json")
+    report = write_report(out)
     console.print(results_table(results))
+    console.print(f"report: {report}")
     console.print(f"run directory: {out}")
     return best_dev

@@ -58,3 +58,25 @@ def validation_groups(qids: Sequence[str], queries: Mapping[str, str], qrels: Ma
             groups.append({"queries": queries[qid], "docids": docids, "docs": [doc_text[d] for d in docids],
                            "judgments": dict(qrels.get(qid, {}))})
     return groups
+
+
+def title_pseudo_groups(doc_ids: Sequence[str], titles: Sequence[str], bodies: Sequence[str], search, n: int,
+                        negatives: int, depth: int, seed: int) -> list[dict]:
+    """Weak supervision from the corpus itself: a document's title as a query for its own body.
+
+    Useful when judged queries are few (or absent). Every document in a group is shown without its title, so
+    the title's verbatim presence cannot become the signal. Negatives are the BM25 top ``depth`` for the title,
+    the source document excluded. ``search`` is a ``BM25Retriever.search``-like callable.
+    """
+    rng = random.Random(seed)
+    candidates = [i for i, (t, b) in enumerate(zip(titles, bodies)) if len(t.split()) >= 4 and b.strip()]
+    chosen = rng.sample(candidates, min(n, len(candidates)))
+    body = dict(zip(doc_ids, bodies))
+    hits = search({doc_ids[i]: titles[i] for i in chosen}, depth + 1)
+    groups = []
+    for i in chosen:
+        pool = [d for d, _ in hits.get(doc_ids[i], []) if d != doc_ids[i] and body[d].strip()][:depth]
+        if len(pool) >= negatives:
+            negs = rng.sample(pool, negatives)
+            groups.append({"queries": titles[i], "docs": [bodies[i]] + [body[d] for d in negs]})
+    return groups

@@ -43,6 +43,7 @@ class CrossEncoderTeacher(pl.LightningModule):
         negatives: int = 3,
         negative_depth: int = 30,
         val_depth: int = 20,
+        pseudo_queries: int = 0,
         inference_batch_size: int = 64,
     ):
         super().__init__()
