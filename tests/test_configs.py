@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 import pytorch_lightning as pl
-from conftest import CONFIGS, compose, tiny_overrides
 from hydra.utils import instantiate
+
+from conftest import CONFIGS, compose, tiny_overrides
 
 GROUPS = {p.name: sorted(f.stem for f in p.glob("*.yaml")) for p in CONFIGS.iterdir() if p.is_dir()}
 

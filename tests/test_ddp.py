@@ -6,8 +6,8 @@ import json
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import compose, tiny_overrides
 
+from conftest import compose, tiny_overrides
 from crossdistill.mining.scoring import predict_pair_scores
 from crossdistill.pipeline import run
 from crossdistill.teacher.module import CrossEncoderTeacher

@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 import torch
 
-from crossdistill.mining.artifact import (ARTIFACT_COLUMNS, cache_key, load_or_build, state_dict_fingerprint,
-                                         write_parquet_atomic)
+from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
+from crossdistill.common.io import write_parquet_atomic
+from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
 from crossdistill.mining.pairs import PositiveVsShortlist, TeacherTopVsRest
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import compose, tiny_overrides
 
+from conftest import compose, tiny_overrides
 from crossdistill.evaluation.trace import TRACE_COLUMNS
 from crossdistill.pipeline import run
 

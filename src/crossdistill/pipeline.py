@@ -8,7 +8,6 @@ import os
 import shutil
 from pathlib import Path
 
-import pandas as pd
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
@@ -18,6 +17,8 @@ from pytorch_lightning.utilities import rank_zero_only
 from rich.console import Console
 from torch.utils.data import DataLoader
 
+from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
+from crossdistill.common.io import write_parquet_atomic, write_text_atomic
 from crossdistill.common.stages import StageRecorder
 from crossdistill.console import results_table
 from crossdistill.evaluation.callback import DistillationEvalCallback
@@ -26,12 +27,16 @@ from crossdistill.evaluation.metrics import evaluate
 from crossdistill.evaluation.report import write_report
 from crossdistill.evaluation.runs import rerank, write_trec_run
 from crossdistill.export import export_student, export_teacher
-from crossdistill.mining.artifact import cache_key, load_or_build, state_dict_fingerprint, write_parquet_atomic
+from crossdistill.mining.artifact import load_or_build
 from crossdistill.mining.scoring import score_shortlists
-from crossdistill.retrieval.bm25 import BM25Retriever
-from crossdistill.student.data import pair_examples, collate_pairs
-from crossdistill.teacher.data import (ListDataset, collate_lists, title_pseudo_groups, training_groups,
-                                      validation_groups)
+from crossdistill.student.data import collate_pairs, pair_examples
+from crossdistill.teacher.data import (
+    ListDataset,
+    collate_lists,
+    title_pseudo_groups,
+    training_groups,
+    validation_groups,
+)
 
 console = Console()
 REPORTED = ("ndcg@10", "mrr@10", "recall@10", "recall@100")
@@ -199,9 +204,7 @@ def run(cfg: DictConfig) -> float:
         "stages": stages.stages, "total_wall_s": stages.total_wall_s, "peak_rss_mb": stages.peak_rss_mb,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2, default=float))
-    os.replace(tmp, out / "results.json")
+    write_text_atomic(json.dumps(results, indent=2, default=float), out / "results.json")
     report = write_report(out)
     console.print(results_table(results))
     console.print(f"report: {report}")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,8 @@ import pandas as pd
 import torch
 from sentence_transformers import CrossEncoder, SentenceTransformer
 
+from crossdistill.common.fingerprint import state_dict_fingerprint
+from crossdistill.common.io import write_text_atomic
 from crossdistill.evaluation.metrics import evaluate
 from crossdistill.evaluation.runs import rerank
 from crossdistill.evaluation.taxonomy import lift_by_slice, taxonomy_counts
@@ -59,10 +60,16 @@ class RetrievalEvaluator:
         self.lift_k, self.show_progress = lift_k, show_progress
         self.teacher_cache: dict[tuple[str, str], float] = {}
         self.init_runs: dict[str, Run] = {}
+        self._corpus_cache: tuple[str, torch.Tensor] | None = None
 
     def encode_corpus(self, encoder: SentenceTransformer) -> torch.Tensor:
-        return encode(encoder, self.doc_texts, self.batch_size, self.precision, self.show_progress,
-                      self.max_doc_length)
+        """Corpus embeddings, reused while the weights are unchanged (the final test evaluation of the last
+        epoch's weights would otherwise encode the whole corpus a second time)."""
+        key = state_dict_fingerprint(encoder)
+        if self._corpus_cache is None or self._corpus_cache[0] != key:
+            self._corpus_cache = (key, encode(encoder, self.doc_texts, self.batch_size, self.precision,
+                                              self.show_progress, self.max_doc_length))
+        return self._corpus_cache[1]
 
     def retrieve(self, encoder: SentenceTransformer, qids: Sequence[str], corpus_emb: torch.Tensor) -> Run:
         q_emb = encode(encoder, [self.queries[q] for q in qids], self.batch_size, self.precision, False,
@@ -115,7 +122,6 @@ class RetrievalEvaluator:
         if self.trace_dir is not None:
             write_trace(trace, Path(self.trace_dir) / f"{eval_name}.parquet")
             # Metrics beside the trace: they survive DDP worker processes, unlike in-memory callback state.
-            tmp = Path(self.trace_dir) / f".{eval_name}.metrics.json.tmp"
-            tmp.write_text(json.dumps({"eval": eval_name, "split": split, "epoch": epoch, **metrics}, indent=1))
-            os.replace(tmp, Path(self.trace_dir) / f"{eval_name}.metrics.json")
+            write_text_atomic(json.dumps({"eval": eval_name, "split": split, "epoch": epoch, **metrics}, indent=1),
+                              Path(self.trace_dir) / f"{eval_name}.metrics.json")
         return EvalResult(metrics=metrics, run=run, reranked=reranked, trace=trace)

@@ -16,8 +16,13 @@ import pandas as pd
 from matplotlib.figure import Figure  # OO API: Agg canvas, no global pyplot state
 from matplotlib.ticker import MaxNLocator
 
-from crossdistill.evaluation.taxonomy import (TAXONOMY_KEYS, classify_queries, lift_by_slice,
-                                              ndcg_by_query, taxonomy_counts)
+from crossdistill.evaluation.taxonomy import (
+    TAXONOMY_KEYS,
+    classify_queries,
+    lift_by_slice,
+    ndcg_by_query,
+    taxonomy_counts,
+)
 from crossdistill.evaluation.trace import read_traces
 
 FINAL_EVAL = "test_final"

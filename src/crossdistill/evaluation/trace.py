@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
+from crossdistill.common.io import write_parquet_atomic
 from crossdistill.retrieval.fusion import Candidate
 
 Run = dict[str, list[tuple[str, float]]]  # qid -> [(docid, score)] best first
@@ -110,18 +110,8 @@ def build_trace(
 
 
 def write_trace(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write atomically (temp file in the same directory + ``os.replace``) so a crash mid-write
-    never leaves a truncated Parquet that would break every later report."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomic, so a crash mid-write never leaves a truncated Parquet that would break every later report."""
+    write_parquet_atomic(df, path)
 
 
 def read_traces(run_dir: str | os.PathLike) -> dict[str, pd.DataFrame]:

@@ -1,45 +1,16 @@
 """The teacher-scored shortlist artifact: content-addressed, written atomically, reused when inputs match."""
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import datasets
 import pandas as pd
-import torch
+
+from crossdistill.common.io import write_parquet_atomic
 
 ARTIFACT_COLUMNS = ("qid", "docid", "origin", "first_stage_rank", "first_stage_score", "bm25_rank", "dense_rank",
                     "teacher_score", "label")
-
-
-def state_dict_fingerprint(module: torch.nn.Module) -> str:
-    """sha256 over parameter names and bytes: two teachers with equal weights share mined artifacts."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def cache_key(**parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
-
-
-def write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
-    """Write to a temp file beside the target, then rename: a killed run leaves no half file a later run trusts."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_or_build(path: Path, build: Callable[[], pd.DataFrame]) -> tuple[datasets.Dataset, bool]:

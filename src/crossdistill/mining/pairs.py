@@ -19,7 +19,10 @@ def _frame(artifact: datasets.Dataset | pd.DataFrame) -> pd.DataFrame:
     return artifact.to_pandas() if isinstance(artifact, datasets.Dataset) else artifact
 
 
-def _sample(rng: random.Random, pairs: list[tuple], n: int) -> list[tuple]:
+def _sampled_pairs(rng: random.Random, qid: str, better: pd.DataFrame, worse: pd.DataFrame, n: int) -> list[tuple]:
+    """Up to ``n`` (qid, a, b, t_a - t_b) rows from the cross product; ``worse`` is already guarded."""
+    pairs = [(qid, a.docid, b.docid, a.teacher_score - b.teacher_score)
+             for a in better.itertuples() for b in worse.itertuples()]
     return pairs if len(pairs) <= n else rng.sample(pairs, n)
 
 
@@ -34,11 +37,8 @@ class PositiveVsShortlist:
         rng = random.Random(self.seed)
         rows = []
         for qid, g in _frame(artifact).groupby("qid", sort=True):
-            pos = g[g.label > 0]
-            neg = g[(g.label <= 0) & (g.origin != "qrels")]
-            cand = [(qid, a.docid, b.docid, a.teacher_score - b.teacher_score)
-                    for a in pos.itertuples() for b in neg.itertuples()]
-            rows += _sample(rng, cand, self.pairs_per_query)
+            negatives = g[(g.label <= 0) & (g.origin != "qrels")]
+            rows += _sampled_pairs(rng, qid, g[g.label > 0], negatives, self.pairs_per_query)
         return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
@@ -56,8 +56,5 @@ class TeacherTopVsRest:
         for qid, g in _frame(artifact).groupby("qid", sort=True):
             g = g.sort_values("teacher_score", ascending=False, kind="stable")
             best, rest = g.iloc[: self.top], g.iloc[self.top:]
-            rest = rest[rest.label <= 0]
-            cand = [(qid, a.docid, b.docid, a.teacher_score - b.teacher_score)
-                    for a in best.itertuples() for b in rest.itertuples()]
-            rows += _sample(rng, cand, self.pairs_per_query)
+            rows += _sampled_pairs(rng, qid, best, rest[rest.label <= 0], self.pairs_per_query)
         return pd.DataFrame(rows, columns=PAIR_COLUMNS)

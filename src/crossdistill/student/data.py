@@ -1,4 +1,8 @@
-"""Distillation examples: (query, doc a, doc b, teacher margin) rows as text, ready for the student."""
+"""Distillation examples: pairs that share a query and better doc are grouped, so each text is encoded once.
+
+A row (q, a, [b_1..b_n], [m_1..m_n]) yields the same n margin-MSE terms as n separate pairs, at n + 2
+encodings instead of 3n: with four negatives per positive that roughly halves the student's training time.
+"""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -10,11 +14,19 @@ from crossdistill.teacher.data import ListDataset
 
 
 def pair_examples(pairs: pd.DataFrame, queries: Mapping[str, str], doc_text: Mapping[str, str]) -> ListDataset:
-    return ListDataset([{"queries": queries[r.qid], "docs_a": doc_text[r.docid_a], "docs_b": doc_text[r.docid_b],
-                         "margins": float(r.margin)} for r in pairs.itertuples()])
+    groups = []
+    for (qid, docid_a), g in pairs.groupby(["qid", "docid_a"], sort=False):
+        groups.append({"queries": queries[qid], "docs_a": doc_text[docid_a],
+                       "docs_b": [doc_text[d] for d in g.docid_b], "margins": [float(m) for m in g.margin]})
+    return ListDataset(groups)
 
 
 def collate_pairs(batch: list[dict]) -> dict:
-    out = {key: [item[key] for item in batch] for key in ("queries", "docs_a", "docs_b")}
-    out["margins"] = torch.tensor([item["margins"] for item in batch], dtype=torch.float32)
-    return out
+    """Flatten the worse docs; ``owner[i]`` says which query / better doc the i-th worse doc belongs to."""
+    return {
+        "queries": [item["queries"] for item in batch],
+        "docs_a": [item["docs_a"] for item in batch],
+        "docs_b": [d for item in batch for d in item["docs_b"]],
+        "owner": torch.tensor([i for i, item in enumerate(batch) for _ in item["docs_b"]], dtype=torch.long),
+        "margins": torch.tensor([m for item in batch for m in item["margins"]], dtype=torch.float32),
+    }

@@ -29,7 +29,8 @@ def load_bi_encoder(model: str, normalize: bool) -> SentenceTransformer:
 
 
 class BiEncoderStudent(pl.LightningModule):
-    """Batches: ``{"queries": [B], "docs_a": [B], "docs_b": [B], "margins": FloatTensor[B]}`` (teacher logit margins)."""
+    """Batches: ``{"queries": [B], "docs_a": [B], "docs_b": [N], "owner": LongTensor[N], "margins": FloatTensor[N]}``:
+    the i-th worse doc pairs with query and better doc ``owner[i]``; margins are teacher logit margins."""
 
     def __init__(
         self,
@@ -59,9 +60,10 @@ class BiEncoderStudent(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         q = self.embed(batch["queries"], self.hparams.max_query_length)
         docs = self.embed(list(batch["docs_a"]) + list(batch["docs_b"]), self.hparams.max_doc_length)
-        a, b = docs.split(len(batch["queries"]))
-        loss = self.loss_fn(q, a, b, batch["margins"])
-        self.log("student/train_loss", loss, prog_bar=True, batch_size=len(batch["queries"]))
+        a, b = docs[: len(batch["docs_a"])], docs[len(batch["docs_a"]):]
+        owner = batch["owner"]
+        loss = self.loss_fn(q[owner], a[owner], b, batch["margins"])
+        self.log("student/train_loss", loss, prog_bar=True, batch_size=len(owner))
         return loss
 
     def on_save_checkpoint(self, checkpoint):

@@ -1,0 +1,25 @@
+import pandas as pd
+import pytest
+import torch
+
+from crossdistill.student.data import collate_pairs, pair_examples
+from crossdistill.student.module import BiEncoderStudent
+
+
+def test_grouped_batch_gives_the_same_loss_as_separate_pairs(tiny_bert):
+    student = BiEncoderStudent(model=str(tiny_bert), scale=3.0, max_doc_length=32).eval()  # eval: no dropout
+    pairs = pd.DataFrame({"qid": ["q1", "q1", "q1", "q2"], "docid_a": ["a", "a", "b", "c"],
+                          "docid_b": ["x", "y", "x", "z"], "margin": [1.0, 2.0, -0.5, 3.0]})
+    queries = {"q1": "cell gene expression", "q2": "quick brown fox"}
+    text = {d: f"{d} the cell and the dog" for d in "abcxyz"}
+    examples = pair_examples(pairs, queries, text)
+    assert len(examples) == 3  # (q1,a) with two worse docs, (q1,b), (q2,c)
+    batch = collate_pairs([examples[i] for i in range(3)])
+    with torch.no_grad():
+        grouped = student.training_step(batch, 0)
+        expected = []
+        for r in pairs.itertuples():
+            q = student.embed([queries[r.qid]], 64)[0]
+            a, b = student.embed([text[r.docid_a], text[r.docid_b]], 32)
+            expected.append((3.0 * (q @ a - q @ b) - r.margin) ** 2)
+    assert grouped.item() == pytest.approx(torch.stack(expected).mean().item(), rel=1e-5)
