@@ -19,42 +19,46 @@ def _frame(artifact: datasets.Dataset | pd.DataFrame) -> pd.DataFrame:
     return artifact.to_pandas() if isinstance(artifact, datasets.Dataset) else artifact
 
 
-def _sampled_pairs(rng: random.Random, qid: str, better: pd.DataFrame, worse: pd.DataFrame, n: int) -> list[tuple]:
-    """Up to ``n`` (qid, a, b, t_a - t_b) rows from the cross product; ``worse`` is already guarded."""
-    pairs = [(qid, a.docid, b.docid, a.teacher_score - b.teacher_score)
-             for a in better.itertuples() for b in worse.itertuples()]
-    return pairs if len(pairs) <= n else rng.sample(pairs, n)
+class PairStrategy:
+    """Per query, split the scored shortlist into better and worse docs; sample pairs from their product."""
+
+    pairs_per_query: int
+    seed: int
+
+    def split(self, group: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        raise NotImplementedError
+
+    def build(self, artifact: datasets.Dataset | pd.DataFrame) -> pd.DataFrame:
+        rng = random.Random(self.seed)
+        rows = []
+        for qid, group in _frame(artifact).groupby("qid", sort=True):
+            better, worse = self.split(group)
+            worse = worse[worse.label <= 0]  # the false-negative guard, for every strategy
+            pairs = [(qid, a.docid, b.docid, a.teacher_score - b.teacher_score)
+                     for a in better.itertuples() for b in worse.itertuples()]
+            rows += pairs if len(pairs) <= self.pairs_per_query else rng.sample(pairs, self.pairs_per_query)
+        return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
 @dataclass
-class PositiveVsShortlist:
+class PositiveVsShortlist(PairStrategy):
     """Judged positives against shortlist negatives: the classic margin-MSE setup on labelled queries."""
 
     pairs_per_query: int = 4
     seed: int = 0
 
-    def build(self, artifact) -> pd.DataFrame:
-        rng = random.Random(self.seed)
-        rows = []
-        for qid, g in _frame(artifact).groupby("qid", sort=True):
-            negatives = g[(g.label <= 0) & (g.origin != "qrels")]
-            rows += _sampled_pairs(rng, qid, g[g.label > 0], negatives, self.pairs_per_query)
-        return pd.DataFrame(rows, columns=PAIR_COLUMNS)
+    def split(self, group):
+        return group[group.label > 0], group[group.origin != "qrels"]
 
 
 @dataclass
-class TeacherTopVsRest:
+class TeacherTopVsRest(PairStrategy):
     """The teacher's top ``top`` shortlist docs against the rest; needs no labels (label-free mode)."""
 
     top: int = 2
     pairs_per_query: int = 4
     seed: int = 0
 
-    def build(self, artifact) -> pd.DataFrame:
-        rng = random.Random(self.seed)
-        rows = []
-        for qid, g in _frame(artifact).groupby("qid", sort=True):
-            g = g.sort_values("teacher_score", ascending=False, kind="stable")
-            best, rest = g.iloc[: self.top], g.iloc[self.top:]
-            rows += _sampled_pairs(rng, qid, best, rest[rest.label <= 0], self.pairs_per_query)
-        return pd.DataFrame(rows, columns=PAIR_COLUMNS)
+    def split(self, group):
+        group = group.sort_values("teacher_score", ascending=False, kind="stable")
+        return group.iloc[: self.top], group.iloc[self.top:]
