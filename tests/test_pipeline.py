@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import compose, tiny_overrides
+from conftest import ROOT, compose, tiny_overrides
 from crossdistill.evaluation.trace import TRACE_COLUMNS
 from crossdistill.pipeline import run
 
@@ -57,6 +57,9 @@ def test_traces_have_documented_columns_and_one_row_per_candidate(finished_run):
     assert shortlist.groupby("qid").size().eq(cfg.evaluation.rerank_depth).all()
     assert not shortlist.duplicated(["qid", "docid"]).any()
     assert shortlist.student_init_rank.notna().any()
+    per_query = pd.read_parquet(out / "traces" / "per_query" / "test_final.parquet")
+    assert sorted(per_query.qid) == sorted(trace.qid.unique())
+    assert {"candidate_failure", "scoring_failure", "fixed_by_teacher", "broken_by_teacher"} <= set(per_query.columns)
 
 
 def test_exported_student_loads_and_matches_module(finished_run):
@@ -115,3 +118,22 @@ def test_rerun_reuses_cached_teacher_and_artifact(finished_run, tiny_bert, tiny_
     assert results["teacher"].get("cached")
     assert results["mining"]["reused"] is True
     assert artifact.stat().st_mtime_ns == before
+
+
+def test_export_script_turns_a_checkpoint_into_a_loadable_model(finished_run, tmp_path):
+    import sys
+
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import export as export_script
+
+    _, out, _, _ = finished_run
+    export_script.main([str(next((out / "checkpoints" / "student").glob("*.ckpt"))), str(tmp_path / "s")])
+    export_script.main([str(next((out / "checkpoints" / "teacher").glob("*.ckpt"))), str(tmp_path / "t")])
+    texts = ["cell gene expression"]
+    np.testing.assert_allclose(SentenceTransformer(str(tmp_path / "s"), device="cpu").encode(texts),
+                               SentenceTransformer(str(out / "student"), device="cpu").encode(texts), atol=1e-5)
+    pairs = [("cell gene", "cell gene expression in mice")]
+    np.testing.assert_allclose(CrossEncoder(str(tmp_path / "t"), device="cpu").predict(pairs),
+                               CrossEncoder(str(out / "teacher"), device="cpu").predict(pairs), atol=1e-5)

@@ -12,10 +12,10 @@ import torch
 from sentence_transformers import CrossEncoder, SentenceTransformer
 
 from crossdistill.common.fingerprint import state_dict_fingerprint
-from crossdistill.common.io import write_text_atomic
+from crossdistill.common.io import write_parquet_atomic, write_text_atomic
 from crossdistill.evaluation.metrics import evaluate
 from crossdistill.evaluation.runs import rerank
-from crossdistill.evaluation.taxonomy import lift_by_slice, taxonomy_counts
+from crossdistill.evaluation.taxonomy import classify_queries, lift_by_slice, taxonomy_counts
 from crossdistill.evaluation.trace import build_trace, write_trace
 from crossdistill.retrieval.dense import encode, exact_search
 from crossdistill.retrieval.fusion import Run, Shortlists, reciprocal_rank_fusion, shortlist_from_run
@@ -46,7 +46,7 @@ class RetrievalEvaluator:
                  teacher: CrossEncoder, trace_dir: Path | None, retrieval_depth: int = 100, rerank_depth: int = 20,
                  shortlist: str = "student", batch_size: int = 64, teacher_batch_size: int = 64,
                  precision: str = "bf16", max_doc_length: int = 256, max_query_length: int = 64,
-                 lift_k: int = 3, show_progress: bool = True):
+                 lift_k: int = 3, slices: Mapping | None = None, show_progress: bool = True):
         if shortlist not in ("student", "hybrid"):
             raise ValueError(f"evaluation.shortlist must be 'student' or 'hybrid', got {shortlist!r}")
         self.doc_ids, self.doc_texts = list(doc_ids), list(doc_texts)
@@ -58,6 +58,7 @@ class RetrievalEvaluator:
         self.precision = "bf16" if str(precision).startswith("bf16") else "32"
         self.max_doc_length, self.max_query_length = max_doc_length, max_query_length
         self.lift_k, self.show_progress = lift_k, show_progress
+        self.slices = {name: tuple(bins) for name, bins in (slices or {}).items()}  # lift_by_slice bins
         self.teacher_cache: dict[tuple[str, str], float] = {}
         self.init_runs: dict[str, Run] = {}
         self._corpus_cache: tuple[str, torch.Tensor] | None = None
@@ -118,9 +119,12 @@ class RetrievalEvaluator:
                             teacher_scores=scores, qrels=qrels, student_run=run,
                             student_init_run=self.init_runs.get(split), bm25_run=self.bm25_runs.get(split))
         metrics |= {f"taxonomy/{name}": v for name, v in taxonomy_counts(trace, k).items()}
-        metrics |= {f"lift@{k}/{name}": v for name, v in lift_by_slice(trace, k).items() if ":n" not in name}
+        slices = lift_by_slice(trace, k, **self.slices)
+        metrics |= {f"lift@{k}/{name}": v for name, v in slices.items() if ":n" not in name}
         if self.trace_dir is not None:
             write_trace(trace, Path(self.trace_dir) / f"{eval_name}.parquet")
+            # The taxonomy per query (failure class, nDCG@k before/after reranking, slice), beside the trace.
+            write_parquet_atomic(classify_queries(trace, k), Path(self.trace_dir) / "per_query" / f"{eval_name}.parquet")
             # Metrics beside the trace: they survive DDP worker processes, unlike in-memory callback state.
             write_text_atomic(json.dumps({"eval": eval_name, "split": split, "epoch": epoch, **metrics}, indent=1),
                               Path(self.trace_dir) / f"{eval_name}.metrics.json")
