@@ -102,6 +102,10 @@ def _results_section(run_dir: Path) -> list[str]:
     return md
 
 
+EPOCH_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "p@3_student", "p@3_reranked", "ndcg@10_reranked",
+                 "lift@3")
+
+
 def _epochs_section(run_dir: Path, traces: dict[str, pd.DataFrame], out_dir: Path) -> list[str]:
     csv = run_dir / "csv" / "student" / "metrics.csv"
     per_epoch, source = (_csv_epoch_metrics(csv), "metrics.csv") if csv.exists() else (pd.DataFrame(), "")
@@ -109,6 +113,14 @@ def _epochs_section(run_dir: Path, traces: dict[str, pd.DataFrame], out_dir: Pat
         per_epoch, source = _trace_epoch_metrics(traces), "dev traces"
     if per_epoch.empty:
         return []
+    # Taxonomy counts and per-slice lifts have their own sections; here only the headline metrics.
+    main = [c for c in per_epoch.columns if c == "epoch" or c.removeprefix("dev/") in EPOCH_METRICS]
+    per_epoch = per_epoch[main]
+    init = run_dir / "traces" / "dev_init.metrics.json"
+    if init.exists() and (per_epoch["epoch"] >= 0).all():  # epoch -1: the zero-shot student, before distillation
+        before = json.loads(init.read_text())
+        row = {"epoch": -1, **{c: before.get(c.removeprefix("dev/")) for c in main if c != "epoch"}}
+        per_epoch = pd.concat([pd.DataFrame([row]), per_epoch], ignore_index=True)
     fig = Figure(figsize=(10, 4))
     ax1, ax2 = fig.subplots(1, 2)
     metrics = [c for c in per_epoch.columns if c.startswith("dev/") and "lift" not in c]
