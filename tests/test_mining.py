@@ -8,6 +8,7 @@ import torch
 from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
 from crossdistill.common.io import write_parquet_atomic
 from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
+from crossdistill.mining.ensemble import ScoreEnsemble
 from crossdistill.mining.pairs import PositiveVsShortlist, TeacherTopVsRest
 
 
@@ -17,28 +18,33 @@ def artifact() -> pd.DataFrame:
         ("q1", "p", "qrels", 3.0, 1),
         ("q2", "x", "bm25", 2.0, 0), ("q2", "y", "bm25", 4.0, 1), ("q2", "z", "bm25", 0.5, 0),
     ]
-    df = pd.DataFrame(rows, columns=["qid", "docid", "origin", "teacher_score", "label"])
+    df = pd.DataFrame(rows, columns=["qid", "docid", "origin", "ce_score", "label"])
     df["first_stage_rank"], df["first_stage_score"], df["bm25_rank"], df["dense_rank"] = 1, 1.0, 1, None
+    df["bm25_score"], df["dense_score"] = 0.0, 0.0
     return df[list(ARTIFACT_COLUMNS)]
 
 
+def scored() -> pd.DataFrame:
+    return artifact().assign(teacher_score=lambda d: d.ce_score)
+
+
 def test_positive_vs_shortlist_pairs_every_positive_with_unjudged_shortlist_docs():
-    pairs = PositiveVsShortlist(pairs_per_query=100).build(artifact())
+    pairs = PositiveVsShortlist(pairs_per_query=100).build(scored())
     got = {(r.qid, r.docid_a, r.docid_b): r.margin for r in pairs.itertuples()}
     assert got == {("q1", "a", "b"): -1.0, ("q1", "a", "c"): 4.0, ("q1", "p", "b"): -3.0, ("q1", "p", "c"): 2.0,
                    ("q2", "y", "x"): 2.0, ("q2", "y", "z"): 3.5}
 
 
 def test_teacher_top_never_uses_a_judged_positive_as_worse_doc():
-    pairs = TeacherTopVsRest(top=1, pairs_per_query=100).build(artifact())
+    pairs = TeacherTopVsRest(top=1, pairs_per_query=100).build(scored())
     # q1: teacher's top is b (6.0); a and p are judged positives, so only c may be the worse doc
     assert set(zip(pairs.qid, pairs.docid_a, pairs.docid_b)) == {("q1", "b", "c"), ("q2", "y", "x"),
                                                                 ("q2", "y", "z")}
 
 
 def test_pairs_per_query_caps_and_is_seeded():
-    a = PositiveVsShortlist(pairs_per_query=2, seed=1).build(artifact())
-    b = PositiveVsShortlist(pairs_per_query=2, seed=1).build(artifact())
+    a = PositiveVsShortlist(pairs_per_query=2, seed=1).build(scored())
+    b = PositiveVsShortlist(pairs_per_query=2, seed=1).build(scored())
     assert a.groupby("qid").size().max() == 2 and a.equals(b)
 
 
@@ -55,7 +61,7 @@ def test_load_or_build_reuses_and_never_leaves_a_partial_file(tmp_path):
     ds, reused = load_or_build(path, artifact)
     assert not reused and len(ds) == 7
     ds2, reused2 = load_or_build(path, lambda: pytest.fail("must not rebuild"))
-    assert reused2 and ds2.to_pandas().teacher_score.tolist() == artifact().teacher_score.tolist()
+    assert reused2 and ds2.to_pandas().ce_score.tolist() == artifact().ce_score.tolist()
 
 
 def test_cache_key_and_fingerprint_follow_content():
@@ -72,8 +78,28 @@ def test_failed_write_keeps_the_previous_file_intact(tmp_path):
     path = tmp_path / "a.parquet"
     write_parquet_atomic(artifact(), path)
     before = path.read_bytes()
-    bad = artifact().assign(teacher_score=[object()] * 7)  # pyarrow cannot serialise this column
+    bad = artifact().assign(ce_score=[object()] * 7)  # pyarrow cannot serialise this column
     with pytest.raises(Exception):
         write_parquet_atomic(bad, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["a.parquet"]  # no temp file left behind
+
+
+def test_plain_ensemble_keeps_raw_logits_and_hybrid_adds_z_scores():
+    df = pd.DataFrame({"qid": ["q", "q", "q"], "ce_score": [3.0, 1.0, 2.0], "bm25_score": [0.0, 10.0, 5.0],
+                       "dense_score": [0.5, 0.5, 0.5]})
+    assert ScoreEnsemble().combine(df).tolist() == [3.0, 1.0, 2.0]
+    # z(ce) = (1.5, -1.5, 0) / std 0.8165 ... written out: ce mean 2, population std sqrt(2/3)
+    std = (2 / 3) ** 0.5
+    z_ce = [1 / std, -1 / std, 0.0]
+    z_bm25 = [-5 / (std * 5), 5 / (std * 5), 0.0]  # bm25 mean 5, std 5*sqrt(2/3)
+    got = ScoreEnsemble(cross_encoder=1.0, bm25=2.0, dense=1.0).combine(df).tolist()  # constant dense: z = 0
+    assert got == pytest.approx([c + 2 * b for c, b in zip(z_ce, z_bm25)])
+
+
+def test_bm25_score_pairs_equals_search_scores():
+    from crossdistill.retrieval.bm25 import BM25Retriever
+
+    bm25 = BM25Retriever().index(["a", "b", "c"], ["the cat sat on the mat", "dogs run fast", "cats and dogs"])
+    hits = dict(bm25.search({"q": "cat dog"}, 3)["q"])
+    assert bm25.score_pairs({"q": "cat dog"}, [("q", d) for d in "abc"]) == pytest.approx([hits[d] for d in "abc"])

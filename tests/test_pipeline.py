@@ -112,7 +112,7 @@ def test_rerun_reuses_cached_teacher_and_artifact(finished_run, tiny_bert, tiny_
     _, first_out, cache, _ = finished_run
     artifact = next((cache / "mining").glob("*.parquet"))
     before = artifact.stat().st_mtime_ns
-    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, cache) + ["student.epochs=1", "logger=wandb"])
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, cache) + ["student.epochs=1", "logger=wandb", "ensemble=hybrid"])
     run(cfg)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["teacher"].get("cached")

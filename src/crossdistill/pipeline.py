@@ -27,7 +27,7 @@ from crossdistill.evaluation.metrics import evaluate
 from crossdistill.evaluation.report import write_report
 from crossdistill.evaluation.runs import rerank, write_trec_run
 from crossdistill.export import export_student, export_teacher
-from crossdistill.mining.artifact import load_or_build
+from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
 from crossdistill.mining.scoring import score_shortlists
 from crossdistill.student.data import collate_pairs, pair_examples
 from crossdistill.teacher.data import (
@@ -144,19 +144,30 @@ def run(cfg: DictConfig) -> float:
         dense = evaluator.retrieve(student.encoder, data.train_qids, init_emb) if miner.needs_dense else None
         shortlists = miner.shortlists(bm25_runs["train"], dense)
         key = cache_key(teacher=state_dict_fingerprint(teacher), data=data.fingerprint, qids=data.train_qids,
-                        miner=OmegaConf.to_container(cfg.miner, resolve=True),
-                        student=state_dict_fingerprint(student) if miner.needs_dense else None,
-                        max_length=teacher.hparams.max_length, precision=cfg.inference_precision)
+                        miner=OmegaConf.to_container(cfg.miner, resolve=True), student=state_dict_fingerprint(student),
+                        max_length=teacher.hparams.max_length, precision=cfg.inference_precision,
+                        schema=ARTIFACT_COLUMNS)
         path = cache / "mining" / f"{key}.parquet"
         predictor = make_trainer(cfg, "mining", out, logger=False, precision=cfg.inference_precision,
                                  callbacks=[], max_epochs=1)
-        artifact, reused = load_or_build(path, lambda: score_shortlists(
-            predictor, teacher, shortlists, train_queries, data.doc_text, data.qrels["train"],
-            teacher.hparams.inference_batch_size))
+
+        def score():
+            df = score_shortlists(predictor, teacher, shortlists, train_queries, data.doc_text, data.qrels["train"],
+                                  teacher.hparams.inference_batch_size)
+            # The other signals a teacher ensemble may mix in: BM25 and the zero-shot student, for every pair.
+            df["bm25_score"] = bm25.score_pairs(train_queries, list(zip(df.qid, df.docid)))
+            q_emb = dict(zip(data.train_qids, evaluator.encode_queries(student.encoder, data.train_qids)))
+            rows = [data.dataset.doc_index[d] for d in df.docid]
+            df["dense_score"] = (torch.stack([q_emb[q] for q in df.qid]) * init_emb[rows]).sum(-1).numpy()
+            return df
+
+        artifact, reused = load_or_build(path, score)
         console.log(f"mining: {len(artifact)} scored pairs ({'reused' if reused else 'new'}) -> {path}")
-        pairs = instantiate(cfg.pairs).build(artifact)
+        scored = artifact.to_pandas()
+        scored["teacher_score"] = instantiate(cfg.ensemble).combine(scored)
+        pairs = instantiate(cfg.pairs).build(scored)
         if rank_zero_only.rank == 0:
-            write_parquet_atomic(artifact.to_pandas(), out / "mining" / "artifact.parquet")
+            write_parquet_atomic(scored, out / "mining" / "artifact.parquet")
             write_parquet_atomic(pairs, out / "mining" / "pairs.parquet")
         console.log(f"pairs: {len(pairs)} (query, better, worse, margin) rows, mean |margin| "
                     f"{pairs.margin.abs().mean():.2f}")

@@ -72,10 +72,13 @@ class RetrievalEvaluator:
                                               self.show_progress, self.max_doc_length))
         return self._corpus_cache[1]
 
+    def encode_queries(self, encoder: SentenceTransformer, qids: Sequence[str]) -> torch.Tensor:
+        return encode(encoder, [self.queries[q] for q in qids], self.batch_size, self.precision, False,
+                      self.max_query_length)
+
     def retrieve(self, encoder: SentenceTransformer, qids: Sequence[str], corpus_emb: torch.Tensor) -> Run:
-        q_emb = encode(encoder, [self.queries[q] for q in qids], self.batch_size, self.precision, False,
-                       self.max_query_length)
-        return exact_search(q_emb, corpus_emb, list(qids), self.doc_ids, self.retrieval_depth)
+        return exact_search(self.encode_queries(encoder, qids), corpus_emb, list(qids), self.doc_ids,
+                            self.retrieval_depth)
 
     def teacher_scores(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
         todo = sorted({p for p in pairs if p not in self.teacher_cache})

@@ -10,7 +10,7 @@ import pandas as pd
 from crossdistill.common.io import write_parquet_atomic
 
 ARTIFACT_COLUMNS = ("qid", "docid", "origin", "first_stage_rank", "first_stage_score", "bm25_rank", "dense_rank",
-                    "teacher_score", "label")
+                    "ce_score", "bm25_score", "dense_score", "label")
 
 
 def load_or_build(path: Path, build: Callable[[], pd.DataFrame]) -> tuple[datasets.Dataset, bool]:

@@ -77,7 +77,7 @@ def score_shortlists(trainer: pl.Trainer, teacher: pl.LightningModule, shortlist
                      queries: Mapping[str, str], doc_text: Mapping[str, str],
                      qrels: Mapping[str, Mapping[str, int]], batch_size: int,
                      include_positives: bool = True) -> pd.DataFrame:
-    """One row per (qid, candidate): provenance, first-stage rank and score, teacher logit and qrel label.
+    """One row per (qid, candidate): provenance, first-stage rank and score, teacher logit (``ce_score``), label.
 
     Judged positives the first stage missed are added with origin "qrels" (no first-stage rank): the pair
     strategies need the teacher's view of them to build positive-vs-negative pairs.
@@ -100,6 +100,6 @@ def score_shortlists(trainer: pl.Trainer, teacher: pl.LightningModule, shortlist
     for col in ("first_stage_rank", "bm25_rank", "dense_rank"):
         df[col] = df[col].astype("Int64")
     df["first_stage_score"] = df["first_stage_score"].astype("float64")
-    df["teacher_score"] = predict_pair_scores(trainer, teacher, [queries[q] for q in df["qid"]],
-                                              [doc_text[d] for d in df["docid"]], batch_size)
+    df["ce_score"] = predict_pair_scores(trainer, teacher, [queries[q] for q in df["qid"]],
+                                         [doc_text[d] for d in df["docid"]], batch_size)
     return df

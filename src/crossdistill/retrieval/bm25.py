@@ -86,3 +86,17 @@ class BM25Retriever:
             hits.sort(key=lambda h: (-h[1], h[0]))
             run[qid] = hits
         return run
+
+    def score_pairs(self, queries: Mapping[str, str], pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """BM25 score of arbitrary (qid, docid) pairs, also for documents outside any top-k (0 = no shared term)."""
+        if self._model is None:
+            raise RuntimeError("call index() before score_pairs()")
+        row = {d: i for i, d in enumerate(self._doc_ids)}
+        cache: dict[str, np.ndarray] = {}
+        out = []
+        for qid, docid in pairs:
+            if qid not in cache:
+                ids = self._tokenizer.tokenize([queries[qid]], update_vocab=False, return_as="ids", show_progress=False)[0]
+                cache[qid] = self._model.get_scores(ids)
+            out.append(float(cache[qid][row[docid]]))
+        return out
