@@ -137,3 +137,11 @@ def test_export_script_turns_a_checkpoint_into_a_loadable_model(finished_run, tm
     pairs = [("cell gene", "cell gene expression in mice")]
     np.testing.assert_allclose(CrossEncoder(str(tmp_path / "t"), device="cpu").predict(pairs),
                                CrossEncoder(str(out / "teacher"), device="cpu").predict(pairs), atol=1e-5)
+
+
+def test_hybrid_miner_shortlists_carry_dense_and_bm25_origins(tiny_bert, tiny_beir, tmp_path):
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, tmp_path / "cache") + ["miner=hybrid", "student.epochs=1"])
+    run(cfg)
+    artifact = pd.read_parquet(tmp_path / "mining" / "artifact.parquet")
+    assert {"dense", "both"} & set(artifact.origin)
+    assert artifact.dense_rank.notna().any() and artifact.bm25_rank.notna().any()

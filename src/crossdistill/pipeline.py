@@ -29,6 +29,7 @@ from crossdistill.evaluation.runs import rerank, write_trec_run
 from crossdistill.export import export_student, export_teacher
 from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
 from crossdistill.mining.scoring import score_shortlists
+from crossdistill.retrieval.dense import exact_search
 from crossdistill.student.data import collate_pairs, pair_examples
 from crossdistill.teacher.data import (
     ListDataset,
@@ -63,15 +64,15 @@ def load_best(module: pl.LightningModule, checkpoint: ModelCheckpoint) -> int:
 
 
 def train_teacher(cfg, data, bm25, bm25_runs, out: Path):
-    teacher = instantiate(cfg.teacher)
-    hp = teacher.hparams
     key = cache_key(data=data.fingerprint, teacher=OmegaConf.to_container(cfg.teacher, resolve=True),
                     train=data.train_qids, seed=cfg.seed, trainer_precision=str(cfg.trainer.get("precision")))
     cached = Path(cfg.paths.cache_dir) / "teachers" / key
     if cfg.cache.teacher and (cached / "config.json").exists():
         console.log(f"teacher: reusing cached weights {cached}")
-        teacher.model = type(teacher.model)(str(cached))
-        return teacher, {"cached": str(cached), "best_epoch": None}
+        # A cross-encoder folder keeps its trained head: one load, no throwaway fresh model.
+        return instantiate(cfg.teacher, model=str(cached)), {"cached": str(cached), "best_epoch": None}
+    teacher = instantiate(cfg.teacher)
+    hp = teacher.hparams
     groups = training_groups(data.train_qids, data.dataset.queries, data.qrels["train"], bm25_runs["train"],
                              data.doc_text, hp.negatives, hp.negative_depth, cfg.seed)
     if hp.pseudo_queries:
@@ -141,7 +142,10 @@ def run(cfg: DictConfig) -> float:
     with stages("mining"):
         miner = instantiate(cfg.miner)
         train_queries = {q: queries[q] for q in data.train_qids}
-        dense = evaluator.retrieve(student.encoder, data.train_qids, init_emb) if miner.needs_dense else None
+        # Train queries are encoded once: for dense shortlists and for the zero-shot cosine of every mined pair.
+        q_train = evaluator.encode_queries(student.encoder, data.train_qids)
+        dense = (exact_search(q_train, init_emb, data.train_qids, data.doc_ids, evaluator.retrieval_depth)
+                 if miner.needs_dense else None)
         shortlists = miner.shortlists(bm25_runs["train"], dense)
         key = cache_key(teacher=state_dict_fingerprint(teacher), data=data.fingerprint, qids=data.train_qids,
                         miner=OmegaConf.to_container(cfg.miner, resolve=True), student=state_dict_fingerprint(student),
@@ -156,7 +160,7 @@ def run(cfg: DictConfig) -> float:
                                   teacher.hparams.inference_batch_size)
             # The other signals a teacher ensemble may mix in: BM25 and the zero-shot student, for every pair.
             df["bm25_score"] = bm25.score_pairs(train_queries, list(zip(df.qid, df.docid)))
-            q_emb = dict(zip(data.train_qids, evaluator.encode_queries(student.encoder, data.train_qids)))
+            q_emb = dict(zip(data.train_qids, q_train))
             rows = [data.dataset.doc_index[d] for d in df.docid]
             df["dense_score"] = (torch.stack([q_emb[q] for q in df.qid]) * init_emb[rows]).sum(-1).numpy()
             return df
