@@ -29,6 +29,13 @@ def test_config_composes_and_instantiates(group, option, tiny_bert, tiny_beir, t
         overrides.append(f"data.path={tiny_beir}")
     cfg = compose(overrides)
     node = cfg if group == "experiment" else cfg[group]
+    if group == "experiment" and option == "label_free":
+        assert cfg.data.train_labels is False
+        data = instantiate(cfg.data).load(tmp_path / "cache")
+        assert data.train_qids == [] and data.qrels["test"]
+        pseudo = instantiate(cfg.weak_supervision, min_words=3, dev_queries=5).apply(data)
+        assert pseudo.label_free and pseudo.train_qids
+        return
     if group == "experiment":
         assert cfg.data.max_docs and cfg.cache.teacher is False
         return

@@ -24,7 +24,9 @@ def finished_run(tiny_bert, tiny_beir, tmp_path_factory):
 def test_results_json_reports_every_system_and_stage(finished_run):
     cfg, out, _, value = finished_run
     results = json.loads((out / "results.json").read_text())
-    assert set(results["systems"]) == {"bm25", "student_init", "teacher_rerank", "student"}
+    assert set(results["systems"]) == {"bm25", "hybrid_zero_shot", "student_init", "teacher_rerank",
+                                       "teacher_rerank_student", "student"}
+    assert results["label_free"] is False and len(results["rounds"]) == 1
     for name, metrics in results["systems"].items():
         for m in ("ndcg@10", "mrr@10", "recall@100"):
             assert 0.0 <= metrics[m] <= 1.0, (name, m)
@@ -145,3 +147,38 @@ def test_hybrid_miner_shortlists_carry_dense_and_bm25_origins(tiny_bert, tiny_be
     artifact = pd.read_parquet(tmp_path / "mining" / "artifact.parquet")
     assert {"dense", "both"} & set(artifact.origin)
     assert artifact.dense_rank.notna().any() and artifact.bm25_rank.notna().any()
+
+
+def test_label_free_mode_trains_on_title_pseudo_queries(tiny_bert, tiny_beir, tmp_path):
+    out = tmp_path / "run"
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, out, tmp_path / "cache") + [
+        "data.train_labels=false", "weak_supervision.train_queries=20", "weak_supervision.dev_queries=6",
+        "weak_supervision.min_words=3", "student.epochs=1"])
+    run(cfg)
+    results = json.loads((out / "results.json").read_text())
+    assert results["label_free"] is True and results["queries"] == 8   # the real test split is what is reported
+    pairs = pd.read_parquet(out / "mining" / "pairs.parquet")
+    assert len(pairs) and pairs.qid.str.startswith("pseudo-title:").all()
+    # the positive of a pseudo-query is the document whose title it is
+    positives = pairs.groupby("qid").docid_a.agg(set)
+    assert sum(q.removeprefix("pseudo-title:") in docs for q, docs in positives.items()) == len(positives)
+    dev = pd.read_parquet(out / "traces" / "dev_init.parquet")
+    assert dev.qid.str.startswith("pseudo-title:").all()
+
+
+def test_rounds_remine_with_the_student_and_keep_the_best_by_dev(tiny_bert, tiny_beir, tmp_path):
+    out = tmp_path / "run"
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, out, tmp_path / "cache") + [
+        "rounds.count=2", "rounds.miner.depth=6", "student.epochs=1"])
+    value = run(cfg)
+    results = json.loads((out / "results.json").read_text())
+    first, second = results["rounds"]
+    assert (first["miner"], second["miner"]) == ("bm25", "hybrid")
+    assert {"student_round1", "student_round2", "mining_round2", "student_round2"} <= (
+        set(results["systems"]) | set(results["stages"]))
+    assert sorted(p.stem for p in (out / "traces").glob("dev_epoch=*.parquet")) == ["dev_epoch=000", "dev_epoch=001"]
+    assert value == pytest.approx(max(first["dev"], second["dev"]))
+    best = first if first["dev"] >= second["dev"] else second
+    assert results["systems"]["student"]["ndcg@10"] == pytest.approx(best["test"]["ndcg@10"])
+    artifact = pd.read_parquet(out / "mining_round2" / "artifact.parquet")
+    assert set(artifact.origin) & {"dense", "both"}   # the student's own shortlist entered round 2

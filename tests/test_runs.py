@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from crossdistill.evaluation.runs import read_trec_run, rerank, top_k, write_trec_run
+from crossdistill.evaluation.runs import read_trec_run, rerank, rerank_head, top_k, write_trec_run
 
 
 def test_trec_round_trip(tmp_path):
@@ -56,3 +56,13 @@ def test_rerank():
     assert run["q1"][0] == ("a", 4.0)  # input untouched
     with pytest.raises(KeyError, match="no score"):
         rerank(run, scores, k=4)
+
+
+def test_rerank_head_keeps_reranked_top_then_first_stage_with_monotone_scores(tmp_path):
+    first = {"q": [("a", 9.0), ("b", 8.0), ("c", 7.0), ("d", 6.0)]}
+    reranked = {"q": [("b", -1.0), ("a", -5.0)]}   # logits on another scale, lower than the tail's scores
+    out = rerank_head(first, reranked, 2)
+    assert [d for d, _ in out["q"]] == ["b", "a", "c", "d"]
+    assert [s for _, s in out["q"]] == [4.0, 3.0, 2.0, 1.0]
+    write_trec_run(out, tmp_path / "r.trec", tag="x")
+    assert [d for d, _ in read_trec_run(tmp_path / "r.trec")["q"]] == ["b", "a", "c", "d"]

@@ -19,17 +19,19 @@ from torch.utils.data import DataLoader
 
 from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
 from crossdistill.common.io import write_parquet_atomic, write_text_atomic
+from crossdistill.common.precision import resolve_precision
 from crossdistill.common.stages import StageRecorder
 from crossdistill.console import results_table
 from crossdistill.evaluation.callback import DistillationEvalCallback
 from crossdistill.evaluation.evaluator import RetrievalEvaluator
 from crossdistill.evaluation.metrics import evaluate
 from crossdistill.evaluation.report import write_report
-from crossdistill.evaluation.runs import rerank, write_trec_run
+from crossdistill.evaluation.runs import rerank, rerank_head, write_trec_run
 from crossdistill.export import export_student, export_teacher
 from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
 from crossdistill.mining.scoring import score_shortlists
 from crossdistill.retrieval.dense import exact_search
+from crossdistill.retrieval.fusion import reciprocal_rank_fusion
 from crossdistill.student.data import collate_pairs, pair_examples
 from crossdistill.teacher.data import (
     ListDataset,
@@ -74,13 +76,13 @@ def train_teacher(cfg, data, bm25, bm25_runs, out: Path):
     teacher = instantiate(cfg.teacher)
     hp = teacher.hparams
     groups = training_groups(data.train_qids, data.dataset.queries, data.qrels["train"], bm25_runs["train"],
-                             data.doc_text, hp.negatives, hp.negative_depth, cfg.seed)
-    if hp.pseudo_queries:
+                             data.train_doc_text, hp.negatives, hp.negative_depth, cfg.seed)
+    if hp.pseudo_queries and not data.label_free:  # label-free: the train queries are title pseudo-queries already
         corpus = data.dataset.corpus
         groups += title_pseudo_groups(data.doc_ids, corpus["title"], corpus["text"], bm25.search,
                                       hp.pseudo_queries, hp.negatives, hp.negative_depth, cfg.seed)
     val = validation_groups(data.dev_qids, data.dataset.queries, data.qrels["dev"], bm25_runs["dev"],
-                            data.doc_text, hp.val_depth)
+                            data.train_doc_text, hp.val_depth)
     console.log(f"teacher: {len(groups)} training groups of {1 + hp.negatives}, {len(val)} dev shortlists")
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints" / "teacher", filename="teacher-{epoch:02d}",
                            monitor="teacher/val_ndcg@10", mode="max", save_top_k=1)
@@ -98,19 +100,70 @@ def train_teacher(cfg, data, bm25, bm25_runs, out: Path):
     return teacher, {"best_epoch": best_epoch, "best_val_ndcg@10": float(ckpt.best_model_score or float("nan"))}
 
 
+def dev_history(out: Path) -> list[dict]:
+    """Per-epoch dev metrics, as the evaluation callback wrote them beside its traces."""
+    return [json.loads(p.read_text()) for p in sorted((out / "traces").glob("dev_epoch=*.metrics.json"))]
+
+
+def mine(cfg, data, bm25, bm25_runs, teacher, student, evaluator, corpus_emb, train_queries, miner, out: Path,
+         tag: str = "") -> dict:
+    """Shortlists for the train queries, scored by the teacher (cached artifact), turned into pairs."""
+    cache = Path(cfg.paths.cache_dir)
+    qids = list(train_queries)
+    # Encoded once per round: for dense shortlists and the student cosine of every mined pair.
+    q_train = evaluator.encode_queries(student.encoder, qids)
+    dense = exact_search(q_train, corpus_emb, qids, data.doc_ids, evaluator.retrieval_depth) if miner.needs_dense \
+        else None
+    shortlists = miner.shortlists(bm25_runs["train"], dense)
+    key = cache_key(teacher=state_dict_fingerprint(teacher), data=data.fingerprint, qids=qids,
+                    miner={"name": miner.name, **vars(miner)}, student=state_dict_fingerprint(student),
+                    max_length=teacher.hparams.max_length, precision=cfg.inference_precision,
+                    schema=ARTIFACT_COLUMNS)
+    path = cache / "mining" / f"{key}.parquet"
+    predictor = make_trainer(cfg, "mining", out, logger=False, precision=cfg.inference_precision,
+                             callbacks=[], max_epochs=1)
+
+    def score():
+        df = score_shortlists(predictor, teacher, shortlists, train_queries, data.train_doc_text, data.qrels["train"],
+                              teacher.hparams.inference_batch_size)
+        # The other signals a teacher ensemble may mix in: BM25 and the current student, for every pair.
+        df["bm25_score"] = bm25.score_pairs(train_queries, list(zip(df.qid, df.docid)))
+        q_emb = dict(zip(qids, q_train))
+        rows = [data.dataset.doc_index[d] for d in df.docid]
+        df["dense_score"] = (torch.stack([q_emb[q] for q in df.qid]) * corpus_emb[rows]).sum(-1).numpy()
+        return df
+
+    artifact, reused = load_or_build(path, score)
+    console.log(f"mining{tag}: {len(artifact)} scored pairs ({'reused' if reused else 'new'}) -> {path}")
+    scored = artifact.to_pandas()
+    scored["teacher_score"] = instantiate(cfg.ensemble).combine(scored)
+    pairs = instantiate(cfg.pairs).build(scored)
+    if rank_zero_only.rank == 0:
+        write_parquet_atomic(scored, out / f"mining{tag}" / "artifact.parquet")
+        write_parquet_atomic(pairs, out / f"mining{tag}" / "pairs.parquet")
+    console.log(f"pairs{tag}: {len(pairs)} (query, better, worse, margin) rows, mean |margin| "
+                f"{pairs.margin.abs().mean():.2f}")
+    return {"pairs": pairs, "info": {"artifact": str(path), "reused": reused, "pairs": len(pairs),
+                                     "miner": miner.name, "shortlisted": len(artifact)}}
+
+
 def run(cfg: DictConfig) -> float:
     out, cache = Path(cfg.paths.output_dir), Path(cfg.paths.cache_dir)
     out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True)
     stages = StageRecorder(console)
+    cfg.inference_precision = resolve_precision(cfg.inference_precision)
+    console.log(f"inference precision: {cfg.inference_precision}")
 
     with stages("data"):
         data = instantiate(cfg.data).load(cache)
         console.log(f"{data.dataset.name}: {len(data.doc_ids)} docs; {len(data.train_qids)} train / "
                     f"{len(data.dev_qids)} dev / {len(data.qrels['test'])} test queries")
+        if not data.train_qids:
+            data = instantiate(cfg.weak_supervision).apply(data)
+            console.log(f"label-free mode (no train qrels): {len(data.train_qids)} train / {len(data.dev_qids)} dev "
+                        "title pseudo-queries; documents are shown to training without their titles")
     queries = data.dataset.queries
-    if not data.train_qids:
-        raise SystemExit("this dataset has no train qrels; label-free training is not built yet")
 
     with stages("bm25"):
         bm25 = instantiate(cfg.bm25).index(data.doc_ids, data.doc_texts)
@@ -137,58 +190,54 @@ def run(cfg: DictConfig) -> float:
         k = cfg.evaluation.rerank_depth
         bm25_test = bm25_runs["test"]
         scores = evaluator.teacher_scores([(q, d) for q, hits in bm25_test.items() for d, _ in hits[:k]])
-        teacher_run = {q: rerank({q: hits}, scores, k)[q] + hits[k:] for q, hits in bm25_test.items()}
+        teacher_run = rerank_head(bm25_test, rerank(bm25_test, scores, k), k)
 
-    with stages("mining"):
-        miner = instantiate(cfg.miner)
-        train_queries = {q: queries[q] for q in data.train_qids}
-        # Train queries are encoded once: for dense shortlists and for the zero-shot cosine of every mined pair.
-        q_train = evaluator.encode_queries(student.encoder, data.train_qids)
-        dense = (exact_search(q_train, init_emb, data.train_qids, data.doc_ids, evaluator.retrieval_depth)
-                 if miner.needs_dense else None)
-        shortlists = miner.shortlists(bm25_runs["train"], dense)
-        key = cache_key(teacher=state_dict_fingerprint(teacher), data=data.fingerprint, qids=data.train_qids,
-                        miner=OmegaConf.to_container(cfg.miner, resolve=True), student=state_dict_fingerprint(student),
-                        max_length=teacher.hparams.max_length, precision=cfg.inference_precision,
-                        schema=ARTIFACT_COLUMNS)
-        path = cache / "mining" / f"{key}.parquet"
-        predictor = make_trainer(cfg, "mining", out, logger=False, precision=cfg.inference_precision,
-                                 callbacks=[], max_epochs=1)
-
-        def score():
-            df = score_shortlists(predictor, teacher, shortlists, train_queries, data.doc_text, data.qrels["train"],
-                                  teacher.hparams.inference_batch_size)
-            # The other signals a teacher ensemble may mix in: BM25 and the zero-shot student, for every pair.
-            df["bm25_score"] = bm25.score_pairs(train_queries, list(zip(df.qid, df.docid)))
-            q_emb = dict(zip(data.train_qids, q_train))
-            rows = [data.dataset.doc_index[d] for d in df.docid]
-            df["dense_score"] = (torch.stack([q_emb[q] for q in df.qid]) * init_emb[rows]).sum(-1).numpy()
-            return df
-
-        artifact, reused = load_or_build(path, score)
-        console.log(f"mining: {len(artifact)} scored pairs ({'reused' if reused else 'new'}) -> {path}")
-        scored = artifact.to_pandas()
-        scored["teacher_score"] = instantiate(cfg.ensemble).combine(scored)
-        pairs = instantiate(cfg.pairs).build(scored)
-        if rank_zero_only.rank == 0:
-            write_parquet_atomic(scored, out / "mining" / "artifact.parquet")
-            write_parquet_atomic(pairs, out / "mining" / "pairs.parquet")
-        console.log(f"pairs: {len(pairs)} (query, better, worse, margin) rows, mean |margin| "
-                    f"{pairs.margin.abs().mean():.2f}")
-
-    with stages("student"):
-        hp = student.hparams
-        callback = DistillationEvalCallback(evaluator, "dev")
-        ckpt = ModelCheckpoint(dirpath=out / "checkpoints" / "student", filename="student-{epoch:02d}",
-                               monitor=cfg.optimized_metric, mode="max", save_top_k=1, save_on_train_epoch_end=True)
-        trainer = make_trainer(cfg, "student", out, max_epochs=hp.epochs, callbacks=[callback, ckpt],
-                               limit_val_batches=0, num_sanity_val_steps=0)
-        loader = DataLoader(pair_examples(pairs, queries, data.doc_text), batch_size=hp.batch_size, shuffle=True,
-                            collate_fn=collate_pairs)
-        trainer.fit(student, loader)
-        best_epoch = load_best(student, ckpt)
-        history = [json.loads(p.read_text()) for p in sorted((out / "traces").glob("dev_epoch=*.metrics.json"))]
-        best_dev = max((h[cfg.optimized_metric.split("/", 1)[1]] for h in history), default=float("nan"))
+    train_queries = {q: queries[q] for q in data.train_qids}
+    rounds = int(cfg.rounds.count)
+    if rounds < 1:
+        raise ValueError(f"rounds.count must be >= 1, got {rounds}")
+    best_dev, best_epoch, best_state, epoch_offset = float("-inf"), -1, None, 0
+    per_round, corpus_emb, miner_cfg = [], init_emb, cfg.miner
+    for r in range(1, rounds + 1):
+        tag = "" if r == 1 else f"_round{r}"
+        with stages(f"mining{tag}"):
+            mined = mine(cfg, data, bm25, bm25_runs, teacher, student, evaluator, corpus_emb, train_queries,
+                         instantiate(miner_cfg), out, tag)
+        with stages(f"student{tag}"):
+            hp = student.hparams
+            callback = DistillationEvalCallback(evaluator, "dev", epoch_offset=epoch_offset)
+            ckpt = ModelCheckpoint(dirpath=out / "checkpoints" / f"student{tag}", filename="student-{epoch:02d}",
+                                   monitor=cfg.optimized_metric, mode="max", save_top_k=1,
+                                   save_on_train_epoch_end=True)
+            trainer = make_trainer(cfg, f"student{tag}", out, max_epochs=hp.epochs, callbacks=[callback, ckpt],
+                                   limit_val_batches=0, num_sanity_val_steps=0)
+            loader = DataLoader(pair_examples(mined["pairs"], queries, data.train_doc_text), batch_size=hp.batch_size,
+                                shuffle=True, collate_fn=collate_pairs)
+            trainer.fit(student, loader)
+            round_epoch = load_best(student, ckpt)
+            round_epoch = epoch_offset + (round_epoch if round_epoch >= 0 else hp.epochs - 1)
+            # From the metrics files, not the callback: under ddp_spawn the callback's state stays in the workers.
+            metric = cfg.optimized_metric.split("/", 1)[1]
+            round_dev = max((h[metric] for h in dev_history(out) if epoch_offset <= h["epoch"] < epoch_offset
+                             + hp.epochs), default=float("nan"))
+            epoch_offset += hp.epochs
+            # Selection across rounds by dev only: a round that does not help is discarded, not reported as best.
+            if round_dev > best_dev or best_state is None:
+                best_dev, best_epoch = round_dev, round_epoch
+                best_state = {k: v.detach().clone() for k, v in student.state_dict().items()}
+        record = {"round": r, "dev": round_dev, "epoch": round_epoch, **mined["info"]}
+        if rank_zero_only.rank == 0 and rounds > 1:
+            with stages(f"test{tag}"):
+                res = evaluator.evaluate(student.encoder, "test", f"test_round{r}", round_epoch)
+            record["test"] = {m: res.metrics[m] for m in (*REPORTED, "lift@3")}
+        per_round.append(record)
+        if r < rounds:
+            # The next round re-mines with the best student so far: its own mistakes become the negatives.
+            student.load_state_dict(best_state)
+            corpus_emb = evaluator.encode_corpus(student.encoder)
+            miner_cfg = cfg.rounds.miner
+    student.load_state_dict(best_state)
+    history = dev_history(out)
 
     if rank_zero_only.rank != 0:
         return best_dev
@@ -198,24 +247,38 @@ def run(cfg: DictConfig) -> float:
     with stages("export"):
         export_student(student, out / "student")
         export_teacher(teacher, out / "teacher")
-        runs_dir = out / "runs"
-        for name, r in (("bm25", bm25_test), ("student_init", init["test"].run), ("teacher_rerank", teacher_run),
-                        ("student", final.run)):
-            write_trec_run(r, runs_dir / f"{name}.test.trec", tag=name)
 
     qrels_test = data.qrels["test"]
+    depth = evaluator.retrieval_depth
+    # Zero-shot hybrid first stage: what a user gets today without any training.
+    fused = reciprocal_rank_fusion(bm25_test, init["test"].run, depth)
+    hybrid_run = {q: [(c.docid, c.score) for c in cands] for q, cands in fused.items()}
+    k = evaluator.rerank_depth
+    # The teacher reranking the distilled student's top-k, the student's order below it (recall@100 unchanged).
+    rerank_student = rerank_head(final.run, final.reranked, k)
+
+    def headline(metrics):
+        return {m: metrics[m] for m in (*REPORTED, "lift@3")}
+
     systems = {
         "bm25": evaluate(bm25_test, qrels_test, REPORTED),
-        "student_init": {m: init["test"].metrics[m] for m in REPORTED} | {"lift@3": init["test"].metrics["lift@3"]},
+        "hybrid_zero_shot": evaluate(hybrid_run, qrels_test, REPORTED),
+        "student_init": headline(init["test"].metrics),
         "teacher_rerank": evaluate(teacher_run, qrels_test, REPORTED),
-        "student": {m: final.metrics[m] for m in REPORTED} | {"lift@3": final.metrics["lift@3"]},
+        "teacher_rerank_student": evaluate(rerank_student, qrels_test, REPORTED),
+        **{f"student_round{rec['round']}": rec["test"] for rec in per_round if "test" in rec},
+        "student": headline(final.metrics),
     }
+    runs_dir = out / "runs"
+    for name, r in (("bm25", bm25_test), ("hybrid_zero_shot", hybrid_run), ("student_init", init["test"].run),
+                    ("teacher_rerank", teacher_run), ("teacher_rerank_student", rerank_student),
+                    ("student", final.run)):
+        write_trec_run(r, runs_dir / f"{name}.test.trec", tag=name)
     results = {
-        "dataset": data.dataset.name, "split": "test", "queries": len(qrels_test), "docs": len(data.doc_ids),
+        "dataset": data.dataset.name, "split": "test", "label_free": data.label_free, "queries": len(qrels_test), "docs": len(data.doc_ids),
         "systems": systems, "best_epoch": best_epoch, "optimized_metric": cfg.optimized_metric,
         "dev": {"student_init": init["dev"].metrics, "best": best_dev, "history": history},
-        "test_final": final.metrics, "teacher": teacher_info, "mining": {"artifact": str(path), "reused": reused,
-                                                                          "pairs": len(pairs)},
+        "test_final": final.metrics, "teacher": teacher_info, "mining": per_round[0], "rounds": per_round,
         "stages": stages.stages, "total_wall_s": stages.total_wall_s, "peak_rss_mb": stages.peak_rss_mb,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }

@@ -23,6 +23,13 @@ class PreparedData:
     train_qids: list[str]
     dev_qids: list[str]
     qrels: dict[str, Qrels]          # "train", "dev", "test" (train may be empty: label-free mode)
+    # What training reads for a document; label-free mode hides titles there (they are the pseudo-queries).
+    train_doc_text: dict[str, str] | None = None
+    label_free: bool = False
+
+    def __post_init__(self):
+        if self.train_doc_text is None:
+            self.train_doc_text = self.doc_text
 
     @property
     def fingerprint(self) -> str:
@@ -34,7 +41,7 @@ class BeirSource:
 
     def __init__(self, path: str | None = None, embedded: str | None = None, train_split: str = "train",
                  test_split: str = "test", dev_size: int | float = 100, seed: int = 13,
-                 max_docs: int | None = None, max_queries: dict | None = None):
+                 max_docs: int | None = None, max_queries: dict | None = None, train_labels: bool = True):
         if (path is None) == (embedded is None):
             raise ValueError("data: give exactly one of `path` (a BEIR folder) or `embedded` (e.g. scifact)")
         if embedded not in (None, "scifact"):
@@ -43,6 +50,7 @@ class BeirSource:
         self.train_split, self.test_split = train_split, test_split
         self.dev_size, self.seed = dev_size, seed
         self.max_docs, self.max_queries = max_docs, dict(max_queries) if max_queries else None
+        self.train_labels = train_labels  # False withholds the train qrels: label-free mode on a labelled dataset
 
     def load(self, cache_dir: str | Path) -> PreparedData:
         folder = scifact_path(Path(cache_dir) / "data") if self.embedded else Path(self.path).expanduser()
@@ -51,7 +59,7 @@ class BeirSource:
             raise DataError(folder / "qrels" / f"{self.test_split}.tsv", "the test split's qrels file is missing")
         if self.max_docs is not None or self.max_queries:
             ds = ds.subset(self.max_docs, self.max_queries, self.seed)
-        train: Qrels = ds.qrels.get(self.train_split, {})
+        train: Qrels = ds.qrels.get(self.train_split, {}) if self.train_labels else {}
         if train:
             train_qids, dev_qids = carve_dev(train, self.dev_size, self.seed)
         else:

@@ -82,3 +82,19 @@ def rerank(run: Run, scores: Mapping[tuple[str, str], float], k: int) -> Run:
             raise KeyError(f"rerank: no score for (qid, docid) {e.args[0]!r}") from None
         out[qid] = sorted(pairs, key=lambda p: -p[1])
     return out
+
+
+def rerank_head(run: Run, reranked: Run, k: int) -> Run:
+    """Each query's reranked top ``k`` followed by the first stage's order below it.
+
+    The two parts carry scores on different scales (reranker logits above, first-stage scores below), so the
+    scores are replaced by descending ranks-as-scores: any tool that sorts a TREC run by score (trec_eval,
+    ir-measures) then sees the same order as the list.
+    """
+    out: Run = {}
+    for qid, hits in run.items():
+        head = reranked.get(qid, hits[:k])[:k]
+        seen = {d for d, _ in head}
+        ranked = head + [(d, s) for d, s in hits if d not in seen]
+        out[qid] = [(d, float(len(ranked) - i)) for i, (d, _) in enumerate(ranked)]
+    return out

@@ -1,0 +1,162 @@
+"""The quality benchmark of issue #3: every system and every kept lever, measured by real runs of train.py.
+
+    python scripts/benchmark_quality.py                          # all variants, in the order below
+    python scripts/benchmark_quality.py --variants default,rounds2
+
+Each variant is one `python train.py teacher=minilm <overrides>` in its own process (so its wall time and peak
+memory are its own), writing to outputs/benchmark_quality/<variant>/. Inside one run the systems (BM25, zero-shot
+student, hybrid BM25+dense, the teacher reranking BM25's and the student's top-k, the distilled student per round)
+are measured side by side on the same data. Results are merged into benchmarks/quality.json (a variant run again
+replaces its entry) and rendered to benchmarks/quality.md and the marked block of benchmarks/README.md.
+Variants after the first reuse the cached teacher when their teacher config is unchanged.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = ["teacher=minilm"]
+# name -> (overrides on top of the default, what it shows). Order = run order = priority.
+VARIANTS: dict[str, tuple[list[str], str]] = {
+    "default": ([], "the default pipeline"),
+    "label_free": (["experiment=label_free"], "no train qrels: title pseudo-queries only"),
+    "rounds2": (["rounds.count=2"], "+ a second round re-mined with the student (hybrid shortlist)"),
+    "miner_hybrid": (["miner=hybrid"], "mining shortlists: BM25 + zero-shot student (RRF) instead of BM25"),
+    "ensemble_hybrid": (["ensemble=hybrid"], "margins from z(teacher)+z(BM25)+z(student) instead of the teacher"),
+    "no_pseudo": (["teacher.pseudo_queries=0"], "- the teacher's 800 title pseudo-queries"),
+}
+SYSTEMS = {
+    "bm25": "BM25 (bm25s, stemmer + stopwords)",
+    "student_init": "student zero-shot (all-MiniLM-L6-v2)",
+    "hybrid_zero_shot": "hybrid BM25 + zero-shot student (RRF)",
+    "teacher_rerank": "teacher reranks BM25 top-20",
+    "teacher_rerank_student": "teacher reranks distilled student top-20",
+    "student": "distilled student",
+}
+METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "lift@3")
+BLOCK = ("<!-- quality:start -->", "<!-- quality:end -->")
+
+
+def machine() -> dict:
+    import psutil
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "gpu": gpu, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def run_variant(name: str, overrides: list[str], extra: list[str]) -> dict:
+    out = ROOT / "outputs" / "benchmark_quality" / name
+    command = ["python", "train.py", *BASE, *overrides, *extra]
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "train.log", "w") as log:
+        proc = subprocess.run([sys.executable, "train.py", *BASE, *overrides, *extra, f"hydra.run.dir={out}"],
+                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise SystemExit(f"variant {name} failed (exit {proc.returncode}); see {out / 'train.log'}")
+    res = json.loads((out / "results.json").read_text())
+    keep = ("systems", "stages", "total_wall_s", "peak_rss_mb", "rounds", "teacher", "label_free", "best_epoch")
+    return {"command": " ".join(command), "run_dir": str(out.relative_to(ROOT)),
+            "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "dev_best": res["dev"]["best"], "dev_init": res["dev"]["student_init"]["ndcg@10"],
+            **{k: res.get(k) for k in keep}}
+
+
+def _f(x, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def render(bench: dict) -> str:
+    """The Markdown tables: systems of the default run, per-stage cost, then one row per variant (ablation)."""
+    v = bench["variants"]
+    m = bench["machine"]
+    hw = f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB" + (f", GPU {m['gpu']}" if m.get("gpu") else "")
+    md = [f"Machine: {hw}; torch {m['torch']}. SciFact test split (300 queries, 5,183 docs); one seed (13).", ""]
+    if "default" in v:
+        d = v["default"]
+        md += [f"Systems, measured side by side in one run of `{d['command']}` "
+               f"({d['total_wall_s'] / 60:.1f} min, peak RSS {d['peak_rss_mb'] / 1024:.2f} GiB):", "",
+               "| system | nDCG@10 | MRR@10 | R@10 | R@100 | lift@3 |", "|---|---|---|---|---|---|"]
+        for key, label in SYSTEMS.items():
+            s = d["systems"].get(key)
+            if s:
+                md.append(f"| {label} | " + " | ".join(_f(s.get(k)) for k in METRICS) + " |")
+        md += ["", "Stage wall time and peak memory (default run):", "", "| stage | wall s | peak RSS MiB |",
+               "|---|---|---|"]
+        md += [f"| {k} | {s['wall_s']:.0f} | {s['peak_rss_mb']:.0f} |" for k, s in d["stages"].items()]
+    md += ["", "Ablation: each variant is the default with one lever changed (distilled student, test split; "
+           "Δ vs the default's student; the teacher column is the teacher reranking BM25 top-20):", "",
+           "| variant | command | dev nDCG@10 | nDCG@10 | Δ | MRR@10 | R@100 | lift@3 | teacher | wall min | peak GiB |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    base = v.get("default", {}).get("systems", {}).get("student", {}).get("ndcg@10")
+    for name, r in v.items():
+        s, t = r["systems"]["student"], r["systems"]["teacher_rerank"]
+        delta = "" if base is None or name == "default" else f"{s['ndcg@10'] - base:+.3f}"
+        extra = r["command"].removeprefix("python train.py teacher=minilm").strip() or "(none)"
+        md.append(f"| {name} | `{extra}` | {_f(r['dev_best'])} | {_f(s['ndcg@10'])} | {delta} | {_f(s['mrr@10'])} | "
+                  f"{_f(s['recall@100'])} | {_f(s.get('lift@3'))} | {_f(t['ndcg@10'])} | "
+                  f"{r['total_wall_s'] / 60:.1f} | {r['peak_rss_mb'] / 1024:.2f} |")
+        for rnd in r.get("rounds") or []:
+            if "test" in rnd:
+                md.append(f"| {name}: round {rnd['round']} ({rnd['miner']} shortlists) | | {_f(rnd['dev'])} | "
+                          f"{_f(rnd['test']['ndcg@10'])} | | {_f(rnd['test']['mrr@10'])} | "
+                          f"{_f(rnd['test']['recall@100'])} | {_f(rnd['test']['lift@3'])} | | | |")
+    md += ["", "Variants: " + "; ".join(f"**{n}**: {VARIANTS[n][1]}" for n in v if n in VARIANTS) + ".",
+           "Produced by `python scripts/benchmark_quality.py`; raw numbers in `benchmarks/quality.json`."]
+    return "\n".join(md) + "\n"
+
+
+def write_outputs(bench: dict, bench_dir: Path) -> None:
+    (bench_dir / "quality.json").write_text(json.dumps(bench, indent=2, default=float))
+    table = render(bench)
+    (bench_dir / "quality.md").write_text("# Quality benchmark (SciFact)\n\n" + table)
+    readme = bench_dir / "README.md"
+    text = readme.read_text() if readme.exists() else ""
+    block = f"{BLOCK[0]}\n{table}{BLOCK[1]}"
+    if BLOCK[0] in text and BLOCK[1] in text:
+        head, rest = text.split(BLOCK[0], 1)
+        text = head + block + rest.split(BLOCK[1], 1)[1]
+    else:
+        text = text.rstrip() + "\n\n## Quality benchmark\n\n" + block + "\n"
+    readme.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from: " + ", ".join(VARIANTS))
+    parser.add_argument("--bench-dir", default=str(ROOT / "benchmarks"))
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every variant (e.g. trainer=gpu)")
+    args = parser.parse_args(argv)
+    names = [n for n in args.variants.split(",") if n]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+    bench_dir = Path(args.bench_dir)
+    path = bench_dir / "quality.json"
+    bench = json.loads(path.read_text()) if path.exists() else {"variants": {}}
+    bench["machine"] = machine()
+    for name in names:
+        print(f"[benchmark] {name}: python train.py {' '.join(BASE + VARIANTS[name][0] + args.overrides)}", flush=True)
+        bench["variants"][name] = run_variant(name, VARIANTS[name][0], args.overrides)
+        # Variants in VARIANTS order, whatever order they were run in; written after each, so nothing is lost.
+        bench["variants"] = {n: bench["variants"][n] for n in VARIANTS if n in bench["variants"]}
+        write_outputs(bench, bench_dir)
+        s = bench["variants"][name]["systems"]["student"]
+        print(f"[benchmark] {name}: student nDCG@10 {s['ndcg@10']:.3f} R@100 {s['recall@100']:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
