@@ -182,3 +182,5 @@ def test_rounds_remine_with_the_student_and_keep_the_best_by_dev(tiny_bert, tiny
     assert results["systems"]["student"]["ndcg@10"] == pytest.approx(best["test"]["ndcg@10"])
     artifact = pd.read_parquet(out / "mining_round2" / "artifact.parquet")
     assert set(artifact.origin) & {"dense", "both"}   # the student's own shortlist entered round 2
+    report = (out / "report" / "report.md").read_text()
+    assert "Source: dev_epoch=*.metrics.json." in report   # the per-epoch section spans both rounds

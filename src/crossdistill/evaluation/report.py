@@ -54,6 +54,13 @@ def _final_eval(traces: dict) -> str:
     return FINAL_EVAL if FINAL_EVAL in traces else list(traces)[-1]
 
 
+def _json_epoch_metrics(trace_dir: Path) -> pd.DataFrame:
+    """Per-epoch dev metrics from the ``dev_epoch=NNN.metrics.json`` files beside the traces."""
+    rows = [json.loads(p.read_text()) for p in sorted(trace_dir.glob("dev_epoch=*.metrics.json"))]
+    return pd.DataFrame([{"epoch": r["epoch"], **{f"dev/{k}": v for k, v in r.items()
+                                                  if k not in ("eval", "split", "epoch")}} for r in rows])
+
+
 def _trace_epoch_metrics(traces: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Per-epoch dev metrics recomputed from dev traces (used when there is no CSV log)."""
     rows = []
@@ -109,6 +116,9 @@ EPOCH_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "p@3_student", 
 def _epochs_section(run_dir: Path, traces: dict[str, pd.DataFrame], out_dir: Path) -> list[str]:
     csv = run_dir / "csv" / "student" / "metrics.csv"
     per_epoch, source = (_csv_epoch_metrics(csv), "metrics.csv") if csv.exists() else (pd.DataFrame(), "")
+    if per_epoch.empty or list((run_dir / "csv").glob("student_round*")):
+        # Every epoch of every round, as the evaluation callback wrote them (epochs numbered across rounds).
+        per_epoch, source = _json_epoch_metrics(run_dir / "traces"), "dev_epoch=*.metrics.json"
     if per_epoch.empty:
         per_epoch, source = _trace_epoch_metrics(traces), "dev traces"
     if per_epoch.empty:
