@@ -28,9 +28,9 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "default": ([], "the default pipeline"),
     "label_free": (["experiment=label_free"], "no train qrels: title pseudo-queries only"),
     "rounds2": (["rounds.count=2"], "+ a second round re-mined with the student (hybrid shortlist)"),
+    "no_pseudo": (["teacher.pseudo_queries=0"], "- the teacher's 800 title pseudo-queries"),
     "miner_hybrid": (["miner=hybrid"], "mining shortlists: BM25 + zero-shot student (RRF) instead of BM25"),
     "ensemble_hybrid": (["ensemble=hybrid"], "margins from z(teacher)+z(BM25)+z(student) instead of the teacher"),
-    "no_pseudo": (["teacher.pseudo_queries=0"], "- the teacher's 800 title pseudo-queries"),
 }
 SYSTEMS = {
     "bm25": "BM25 (bm25s, stemmer + stopwords)",
