@@ -36,6 +36,10 @@ def test_config_composes_and_instantiates(group, option, tiny_bert, tiny_beir, t
         pseudo = instantiate(cfg.weak_supervision, min_words=3, dev_queries=5).apply(data)
         assert pseudo.label_free and pseudo.train_qids
         return
+    if group == "experiment" and option == "gpu_strong":
+        assert cfg.rounds.count == 2 and cfg.trainer.accelerator == "gpu" and cfg.teacher.negatives == 7
+        assert cfg.miner._target_.endswith("HybridMiner")
+        return
     if group == "experiment":
         assert cfg.data.max_docs and cfg.cache.teacher is False
         return
