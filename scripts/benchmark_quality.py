@@ -39,6 +39,7 @@ SYSTEMS = {
     "teacher_rerank": "teacher reranks BM25 top-20",
     "teacher_rerank_student": "teacher reranks distilled student top-20",
     "student": "distilled student",
+    "hybrid_student": "hybrid BM25 + distilled student (RRF)",
 }
 METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "lift@3")
 BLOCK = ("<!-- quality:start -->", "<!-- quality:end -->")

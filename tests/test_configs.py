@@ -37,7 +37,7 @@ def test_config_composes_and_instantiates(group, option, tiny_bert, tiny_beir, t
         assert pseudo.label_free and pseudo.train_qids
         return
     if group == "experiment" and option == "gpu_strong":
-        assert cfg.rounds.count == 2 and cfg.trainer.accelerator == "gpu" and cfg.teacher.negatives == 7
+        assert cfg.rounds.count == 2 and cfg.trainer.accelerator == "gpu" and cfg.teacher.epochs == 2
         assert cfg.miner._target_.endswith("HybridMiner")
         return
     if group == "experiment":

@@ -25,7 +25,7 @@ def test_results_json_reports_every_system_and_stage(finished_run):
     cfg, out, _, value = finished_run
     results = json.loads((out / "results.json").read_text())
     assert set(results["systems"]) == {"bm25", "hybrid_zero_shot", "student_init", "teacher_rerank",
-                                       "teacher_rerank_student", "student"}
+                                       "teacher_rerank_student", "student", "hybrid_student"}
     assert results["label_free"] is False and len(results["rounds"]) == 1
     for name, metrics in results["systems"].items():
         for m in ("ndcg@10", "mrr@10", "recall@100"):

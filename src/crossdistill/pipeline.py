@@ -251,8 +251,11 @@ def run(cfg: DictConfig) -> float:
     qrels_test = data.qrels["test"]
     depth = evaluator.retrieval_depth
     # Zero-shot hybrid first stage: what a user gets today without any training.
-    fused = reciprocal_rank_fusion(bm25_test, init["test"].run, depth)
-    hybrid_run = {q: [(c.docid, c.score) for c in cands] for q, cands in fused.items()}
+    def hybrid(dense_run):  # RRF of BM25 and a dense run, as a full ranking to the retrieval depth
+        return {q: [(c.docid, c.score) for c in cands]
+                for q, cands in reciprocal_rank_fusion(bm25_test, dense_run, depth).items()}
+
+    hybrid_run, hybrid_student = hybrid(init["test"].run), hybrid(final.run)
     k = evaluator.rerank_depth
     # The teacher reranking the distilled student's top-k, the student's order below it (recall@100 unchanged).
     rerank_student = rerank_head(final.run, final.reranked, k)
@@ -268,11 +271,12 @@ def run(cfg: DictConfig) -> float:
         "teacher_rerank_student": evaluate(rerank_student, qrels_test, REPORTED),
         **{f"student_round{rec['round']}": rec["test"] for rec in per_round if "test" in rec},
         "student": headline(final.metrics),
+        "hybrid_student": evaluate(hybrid_student, qrels_test, REPORTED),
     }
     runs_dir = out / "runs"
     for name, r in (("bm25", bm25_test), ("hybrid_zero_shot", hybrid_run), ("student_init", init["test"].run),
                     ("teacher_rerank", teacher_run), ("teacher_rerank_student", rerank_student),
-                    ("student", final.run)):
+                    ("student", final.run), ("hybrid_student", hybrid_student)):
         write_trec_run(r, runs_dir / f"{name}.test.trec", tag=name)
     results = {
         "dataset": data.dataset.name, "split": "test", "label_free": data.label_free, "queries": len(qrels_test), "docs": len(data.doc_ids),
