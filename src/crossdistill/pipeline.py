@@ -179,10 +179,11 @@ def run(cfg: DictConfig) -> float:
     evaluator: RetrievalEvaluator = instantiate(cfg.evaluation, _partial_=True)(
         doc_ids=data.doc_ids, doc_texts=data.doc_texts, queries=queries, qrels=data.qrels,
         bm25_runs=bm25_runs, teacher=teacher.model, trace_dir=out / "traces",
-        max_doc_length=student.hparams.eval_max_doc_length, max_query_length=student.hparams.max_query_length)
+        max_doc_length=student.hparams.eval_max_doc_length, max_query_length=student.hparams.max_query_length,
+        cache_dir=cache / "evaluation", cache_scope=cache_key(data=data.fingerprint, queries=sorted(queries.items())))
 
     with stages("student_init"):
-        init_emb = evaluator.encode_corpus(student.encoder)
+        init_emb = evaluator.encode_corpus(student.encoder, persist=True)
         init = {split: evaluator.evaluate(student.encoder, split, f"{split}_init", -1, corpus_emb=init_emb)
                 for split in ("dev", "test")}
 
@@ -234,7 +235,7 @@ def run(cfg: DictConfig) -> float:
         if r < rounds:
             # The next round re-mines with the best student so far: its own mistakes become the negatives.
             student.load_state_dict(best_state)
-            corpus_emb = evaluator.encode_corpus(student.encoder)
+            corpus_emb = evaluator.encode_corpus(student.encoder, persist=True)
             miner_cfg = cfg.rounds.miner
     student.load_state_dict(best_state)
     history = dev_history(out)

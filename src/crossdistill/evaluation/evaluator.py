@@ -11,8 +11,8 @@ import pandas as pd
 import torch
 from sentence_transformers import CrossEncoder, SentenceTransformer
 
-from crossdistill.common.fingerprint import state_dict_fingerprint
-from crossdistill.common.io import write_parquet_atomic, write_text_atomic
+from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
+from crossdistill.common.io import atomic_path, write_parquet_atomic, write_text_atomic
 from crossdistill.evaluation.metrics import evaluate
 from crossdistill.evaluation.runs import rerank
 from crossdistill.evaluation.taxonomy import classify_queries, lift_by_slice, taxonomy_counts
@@ -46,7 +46,8 @@ class RetrievalEvaluator:
                  teacher: CrossEncoder, trace_dir: Path | None, retrieval_depth: int = 100, rerank_depth: int = 20,
                  shortlist: str = "student", batch_size: int = 64, teacher_batch_size: int = 64,
                  precision: str = "bf16", max_doc_length: int = 256, max_query_length: int = 64,
-                 lift_k: int = 3, slices: Mapping | None = None, show_progress: bool = True):
+                 lift_k: int = 3, slices: Mapping | None = None, show_progress: bool = True,
+                 cache_dir: Path | None = None, cache_scope: str = ""):
         if shortlist not in ("student", "hybrid"):
             raise ValueError(f"evaluation.shortlist must be 'student' or 'hybrid', got {shortlist!r}")
         self.doc_ids, self.doc_texts = list(doc_ids), list(doc_texts)
@@ -62,14 +63,39 @@ class RetrievalEvaluator:
         self.teacher_cache: dict[tuple[str, str], float] = {}
         self.init_runs: dict[str, Run] = {}
         self._corpus_cache: tuple[str, torch.Tensor] | None = None
+        # On-disk caches shared by runs (sweeps, benchmark variants): teacher logits and corpus embeddings are
+        # pure functions of the weights, the data (``cache_scope``), the lengths and the precision.
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.cache_scope = cache_scope
+        self._scores_path: Path | None = None
+        if self.cache_dir is not None and teacher is not None:
+            key = cache_key(teacher=state_dict_fingerprint(teacher), scope=cache_scope, precision=self.precision,
+                            max_length=getattr(teacher, "max_length", None))
+            self._scores_path = self.cache_dir / "teacher_scores" / f"{key}.parquet"
+            if self._scores_path.exists():
+                df = pd.read_parquet(self._scores_path)
+                self.teacher_cache = dict(zip(zip(df.qid, df.docid), df.score.astype(float)))
 
-    def encode_corpus(self, encoder: SentenceTransformer) -> torch.Tensor:
+    def encode_corpus(self, encoder: SentenceTransformer, persist: bool = False) -> torch.Tensor:
         """Corpus embeddings, reused while the weights are unchanged (the final test evaluation of the last
-        epoch's weights would otherwise encode the whole corpus a second time)."""
+        epoch's weights would otherwise encode the whole corpus a second time). ``persist`` also keeps them on
+        disk for later runs (the zero-shot student is the same in every run of a sweep)."""
         key = state_dict_fingerprint(encoder)
         if self._corpus_cache is None or self._corpus_cache[0] != key:
-            self._corpus_cache = (key, encode(encoder, self.doc_texts, self.batch_size, self.precision,
-                                              self.show_progress, self.max_doc_length))
+            path = None
+            if persist and self.cache_dir is not None:
+                name = cache_key(encoder=key, scope=self.cache_scope, precision=self.precision,
+                                 max_length=self.max_doc_length, docs=len(self.doc_ids))
+                path = self.cache_dir / "corpus_embeddings" / f"{name}.pt"
+            if path is not None and path.exists():
+                emb = torch.load(path, map_location="cpu")
+            else:
+                emb = encode(encoder, self.doc_texts, self.batch_size, self.precision, self.show_progress,
+                             self.max_doc_length)
+                if path is not None:
+                    with atomic_path(path) as tmp:
+                        torch.save(emb, tmp)
+            self._corpus_cache = (key, emb)
         return self._corpus_cache[1]
 
     def encode_queries(self, encoder: SentenceTransformer, qids: Sequence[str]) -> torch.Tensor:
@@ -86,6 +112,10 @@ class RetrievalEvaluator:
             logits = predict_logits(self.teacher, [(self.queries[q], self.doc_text[d]) for q, d in todo],
                                     self.teacher_batch_size, self.precision)
             self.teacher_cache.update(zip(todo, logits))
+            if self._scores_path is not None:
+                qids, docids = zip(*self.teacher_cache)
+                write_parquet_atomic(pd.DataFrame({"qid": qids, "docid": docids,
+                                                   "score": list(self.teacher_cache.values())}), self._scores_path)
         return {p: self.teacher_cache[p] for p in pairs}
 
     def shortlists(self, split: str, run: Run) -> Shortlists:

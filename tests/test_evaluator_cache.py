@@ -1,0 +1,44 @@
+"""The evaluator's on-disk caches: a second run with the same weights and data computes nothing again."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import crossdistill.evaluation.evaluator as evaluator_module
+from crossdistill.evaluation.evaluator import RetrievalEvaluator
+from crossdistill.student.module import load_bi_encoder
+from crossdistill.teacher.module import load_cross_encoder
+
+DOCS = {"d1": "cell gene expression", "d2": "quick brown fox", "d3": "gene therapy in mice"}
+QUERIES = {"q1": "gene", "q2": "fox"}
+
+
+def _evaluator(teacher, cache, scope="data-a"):
+    return RetrievalEvaluator(doc_ids=list(DOCS), doc_texts=list(DOCS.values()), queries=QUERIES,
+                              qrels={"test": {"q1": {"d1": 1}}}, bm25_runs={}, teacher=teacher, trace_dir=None,
+                              precision="32", show_progress=False, cache_dir=cache, cache_scope=scope)
+
+
+def test_teacher_scores_and_corpus_embeddings_are_reused_from_disk(tiny_bert, tmp_path, monkeypatch):
+    encoder = load_bi_encoder(str(tiny_bert), normalize=True)
+    teacher = load_cross_encoder(str(tiny_bert), 32)  # its new head is random: one teacher, same weights
+    first = _evaluator(teacher, tmp_path)
+    pairs = [("q1", "d1"), ("q2", "d3")]
+    scores = first.teacher_scores(pairs)
+    emb = first.encode_corpus(encoder, persist=True)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("recomputed although cached")
+
+    monkeypatch.setattr(evaluator_module, "predict_logits", forbidden)
+    monkeypatch.setattr(evaluator_module, "encode", forbidden)
+    second = _evaluator(teacher, tmp_path)
+    assert second.teacher_scores(pairs) == pytest.approx(scores)
+    assert torch.equal(second.encode_corpus(encoder, persist=True), emb)
+    with torch.no_grad():  # changed weights are a new key: encoded again
+        next(encoder.parameters()).add_(1.0)
+    with pytest.raises(AssertionError, match="recomputed"):
+        second.encode_corpus(encoder, persist=True)
+    # other data (another scope) never reads these entries
+    with pytest.raises(AssertionError, match="recomputed"):
+        _evaluator(teacher, tmp_path, scope="data-b").teacher_scores(pairs)
