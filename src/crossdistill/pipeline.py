@@ -149,6 +149,9 @@ def mine(cfg, data, bm25, bm25_runs, teacher, student, evaluator, corpus_emb, tr
 
 def run(cfg: DictConfig) -> float:
     out, cache = Path(cfg.paths.output_dir), Path(cfg.paths.cache_dir)
+    rounds = int(cfg.rounds.count)
+    if rounds < 1:  # checked before any expensive stage
+        raise ValueError(f"rounds.count must be >= 1, got {rounds}")
     out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True)
     stages = StageRecorder(console)
@@ -194,9 +197,6 @@ def run(cfg: DictConfig) -> float:
         teacher_run = rerank_head(bm25_test, rerank(bm25_test, scores, k), k)
 
     train_queries = {q: queries[q] for q in data.train_qids}
-    rounds = int(cfg.rounds.count)
-    if rounds < 1:
-        raise ValueError(f"rounds.count must be >= 1, got {rounds}")
     best_dev, best_epoch, best_state, epoch_offset = float("-inf"), -1, None, 0
     per_round, corpus_emb, miner_cfg = [], init_emb, cfg.miner
     for r in range(1, rounds + 1):
