@@ -31,6 +31,8 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "no_pseudo": (["teacher.pseudo_queries=0"], "- the teacher's 800 title pseudo-queries"),
     "miner_hybrid": (["miner=hybrid"], "mining shortlists: BM25 + zero-shot student (RRF) instead of BM25"),
     "ensemble_hybrid": (["ensemble=hybrid"], "margins from z(teacher)+z(BM25)+z(student) instead of the teacher"),
+    "strong_teacher": (["experiment=strong_teacher"], "the issue's strongest CPU teacher recipe (1500 pseudo-queries, "
+                       "7 negatives, 192 tokens, lr 3e-5, one group per step)"),
 }
 SYSTEMS = {
     "bm25": "BM25 (bm25s, stemmer + stopwords)",
