@@ -9,7 +9,7 @@ from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
 from crossdistill.common.io import write_parquet_atomic
 from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
 from crossdistill.mining.ensemble import ScoreEnsemble
-from crossdistill.mining.pairs import PositiveVsShortlist, TeacherTopVsRest
+from crossdistill.mining.pairs import PositiveVsShortlist, TeacherTopVsRest, student_agreement
 
 
 def artifact() -> pd.DataFrame:
@@ -103,3 +103,12 @@ def test_bm25_score_pairs_equals_search_scores():
     bm25 = BM25Retriever().index(["a", "b", "c"], ["the cat sat on the mat", "dogs run fast", "cats and dogs"])
     hits = dict(bm25.search({"q": "cat dog"}, 3)["q"])
     assert bm25.score_pairs({"q": "cat dog"}, [("q", d) for d in "abc"]) == pytest.approx([hits[d] for d in "abc"])
+
+
+def test_student_agreement_counts_pairs_ordered_like_the_teacher():
+    df = scored().assign(dense_score=[0.9, 0.1, 0.5, 0.2, 0.3, 0.3, 0.1])
+    pairs = pd.DataFrame({"qid": ["q1", "q1", "q1", "q2", "q2"], "docid_a": ["a", "a", "p", "y", "y"],
+                          "docid_b": ["b", "c", "b", "x", "z"], "margin": [-1.0, 4.0, -3.0, 2.0, 3.5]})
+    # student margins: a-b +0.8 (teacher -1: disagree), a-c +0.4 (agree), p-b +0.1 (teacher -3: disagree),
+    # y-x 0.0 (tie: disagree), y-z +0.2 (agree) -> 2 of 5
+    assert student_agreement(df, pairs) == pytest.approx(0.4)

@@ -29,6 +29,7 @@ from crossdistill.evaluation.report import write_report
 from crossdistill.evaluation.runs import rerank, rerank_head, write_trec_run
 from crossdistill.export import export_student, export_teacher
 from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
+from crossdistill.mining.pairs import student_agreement
 from crossdistill.mining.scoring import score_shortlists
 from crossdistill.retrieval.dense import exact_search
 from crossdistill.retrieval.fusion import reciprocal_rank_fusion
@@ -141,10 +142,13 @@ def mine(cfg, data, bm25, bm25_runs, teacher, student, evaluator, corpus_emb, tr
     if rank_zero_only.rank == 0:
         write_parquet_atomic(scored, out / f"mining{tag}" / "artifact.parquet")
         write_parquet_atomic(pairs, out / f"mining{tag}" / "pairs.parquet")
+    # How much is left to teach: pairs the student already orders as the teacher does teach it little.
+    agreement = student_agreement(scored, pairs)
     console.log(f"pairs{tag}: {len(pairs)} (query, better, worse, margin) rows, mean |margin| "
-                f"{pairs.margin.abs().mean():.2f}")
+                f"{pairs.margin.abs().mean():.2f}; the student already agrees with the teacher on {agreement:.1%}")
     return {"pairs": pairs, "info": {"artifact": str(path), "reused": reused, "pairs": len(pairs),
-                                     "miner": miner.name, "shortlisted": len(artifact)}}
+                                     "miner": miner.name, "shortlisted": len(artifact),
+                                     "student_agreement": agreement}}
 
 
 def run(cfg: DictConfig) -> float:

@@ -62,3 +62,15 @@ class TeacherTopVsRest(PairStrategy):
     def split(self, group):
         group = group.sort_values("teacher_score", ascending=False, kind="stable")
         return group.iloc[: self.top], group.iloc[self.top:]
+
+
+def student_agreement(scored: pd.DataFrame, pairs: pd.DataFrame) -> float:
+    """Share of pairs the mining student already orders as the teacher does (sign of its cosine margin equals the
+    sign of the teacher margin; ties count as disagreement). Near 1, the pairs have little left to teach."""
+    if pairs.empty:
+        return float("nan")
+    dense = scored.set_index(["qid", "docid"])["dense_score"]
+    a = dense.reindex(list(zip(pairs.qid, pairs.docid_a))).to_numpy()
+    b = dense.reindex(list(zip(pairs.qid, pairs.docid_b))).to_numpy()
+    student = a - b
+    return float(((student > 0) & (pairs.margin.to_numpy() > 0) | (student < 0) & (pairs.margin.to_numpy() < 0)).mean())
