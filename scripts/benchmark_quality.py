@@ -71,7 +71,8 @@ def run_variant(name: str, overrides: list[str], extra: list[str]) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"variant {name} failed (exit {proc.returncode}); see {out / 'train.log'}")
     res = json.loads((out / "results.json").read_text())
-    keep = ("systems", "stages", "total_wall_s", "peak_rss_mb", "rounds", "teacher", "label_free", "best_epoch")
+    keep = ("systems", "stages", "total_wall_s", "peak_rss_mb", "rounds", "teacher", "label_free", "best_epoch",
+            "mining")
     return {"command": " ".join(command), "run_dir": str(out.relative_to(ROOT)),
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "dev_best": res["dev"]["best"], "dev_init": res["dev"]["student_init"]["ndcg@10"],
@@ -101,9 +102,11 @@ def render(bench: dict) -> str:
                "|---|---|---|"]
         md += [f"| {k} | {s['wall_s']:.0f} | {s['peak_rss_mb']:.0f} |" for k, s in d["stages"].items()]
     md += ["", "Ablation: each variant is the default with one lever changed (distilled student, test split; "
-           "Δ vs the default's student; the teacher column is the teacher reranking BM25 top-20):", "",
-           "| variant | command | dev nDCG@10 | nDCG@10 | Δ | MRR@10 | R@100 | lift@3 | teacher | wall min | peak GiB |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "Δ vs the default's student; the teacher column is the teacher reranking BM25 top-20; agree is the share of "
+           "mined pairs the zero-shot student already ordered as the teacher does):", "",
+           "| variant | command | dev nDCG@10 | nDCG@10 | Δ | MRR@10 | R@100 | lift@3 | teacher | agree | wall min "
+           "| peak GiB |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     base = v.get("default", {}).get("systems", {}).get("student", {}).get("ndcg@10")
     for name, r in v.items():
         s, t = r["systems"]["student"], r["systems"]["teacher_rerank"]
@@ -111,12 +114,14 @@ def render(bench: dict) -> str:
         extra = r["command"].removeprefix("python train.py teacher=minilm").strip() or "(none)"
         md.append(f"| {name} | `{extra}` | {_f(r['dev_best'])} | {_f(s['ndcg@10'])} | {delta} | {_f(s['mrr@10'])} | "
                   f"{_f(s['recall@100'])} | {_f(s.get('lift@3'))} | {_f(t['ndcg@10'])} | "
+                  f"{_f((r.get('mining') or {}).get('student_agreement'))} | "
                   f"{r['total_wall_s'] / 60:.1f} | {r['peak_rss_mb'] / 1024:.2f} |")
         for rnd in r.get("rounds") or []:
             if "test" in rnd:
                 md.append(f"| {name}: round {rnd['round']} ({rnd['miner']} shortlists) | | {_f(rnd['dev'])} | "
                           f"{_f(rnd['test']['ndcg@10'])} | | {_f(rnd['test']['mrr@10'])} | "
-                          f"{_f(rnd['test']['recall@100'])} | {_f(rnd['test']['lift@3'])} | | | |")
+                          f"{_f(rnd['test']['recall@100'])} | {_f(rnd['test']['lift@3'])} | | "
+                          f"{_f(rnd.get('student_agreement'))} | | |")
     md += ["", "Variants: " + "; ".join(f"**{n}**: {VARIANTS[n][1]}" for n in v if n in VARIANTS) + ".",
            "Produced by `python scripts/benchmark_quality.py`; raw numbers in `benchmarks/quality.json`."]
     return "\n".join(md) + "\n"

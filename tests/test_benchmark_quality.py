@@ -24,13 +24,15 @@ def test_render_shows_systems_stages_and_deltas_against_the_default():
                                                                     "recall@100": 0.94, "lift@3": 0.01}}]
     bench = {"machine": {"cpu": "X", "cores": 2, "memory_gib": 24, "gpu": None, "torch": "2.13.0"},
              "variants": {"default": _variant("python train.py teacher=minilm", 0.640),
-                          "rounds2": _variant("python train.py teacher=minilm rounds.count=2", 0.655, rounds)}}
+                          "rounds2": _variant("python train.py teacher=minilm rounds.count=2", 0.655, rounds)
+                          | {"mining": {"student_agreement": 0.889}}}}
     md = bq.render(bench)
     assert "| distilled student | 0.640 | 0.450 | 0.700 | 0.930 | 0.020 |" in md
     assert "| teacher | 400 | 2000 |" in md
     assert "| rounds2 | `rounds.count=2` | 0.600 | 0.655 | +0.015 |" in md
     assert "| rounds2: round 2 (hybrid shortlists) | | 0.610 | 0.660 |" in md
-    assert "20.0 | 2.93 |" in md   # wall minutes and peak GiB
+    assert "| 0.500 | 0.889 | 20.0 | 2.93 |" in md   # teacher, student agreement, wall minutes and peak GiB
+    assert "| 0.500 | – | 20.0 | 2.93 |" in md      # runs from before the agreement was recorded
 
 
 def test_write_outputs_replaces_only_the_marked_block(tmp_path):
