@@ -33,6 +33,8 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "ensemble_hybrid": (["ensemble=hybrid"], "margins from z(teacher)+z(BM25)+z(student) instead of the teacher"),
     "strong_teacher": (["experiment=strong_teacher"], "the issue's strongest CPU teacher recipe (1500 pseudo-queries, "
                        "7 negatives, 192 tokens, lr 3e-5, one group per step)"),
+    "strong_teacher_hybrid": (["experiment=strong_teacher", "miner=hybrid"],
+                              "strong_teacher, mining on BM25 + zero-shot student (RRF) shortlists"),
 }
 SYSTEMS = {
     "bm25": "BM25 (bm25s, stemmer + stopwords)",
