@@ -40,6 +40,13 @@ def test_config_composes_and_instantiates(group, option, tiny_bert, tiny_beir, t
         assert cfg.rounds.count == 2 and cfg.trainer.accelerator == "gpu" and cfg.teacher.epochs == 2
         assert cfg.miner._target_.endswith("HybridMiner")
         return
+    if group == "experiment" and option == "strong_teacher":
+        full, plain = compose(["experiment=strong_teacher"]), compose([])  # the tiny overrides would mask it
+        t = full.teacher
+        assert (t.negatives, t.batch_size, t.max_length, t.pseudo_queries, t.lr) == (7, 1, 192, 1500, 3e-5)
+        assert {k: v for k, v in full.items() if k != "teacher"} == {k: v for k, v in plain.items() if k != "teacher"}
+        instantiate(cfg.teacher)  # and the group still instantiates (tiny model)
+        return
     if group == "experiment":
         assert cfg.data.max_docs and cfg.cache.teacher is False
         return
