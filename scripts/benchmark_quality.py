@@ -105,7 +105,7 @@ def render(bench: dict) -> str:
         md += [f"| {k} | {s['wall_s']:.0f} | {s['peak_rss_mb']:.0f} |" for k, s in d["stages"].items()]
     md += ["", "Ablation: each variant is the default with one lever changed (distilled student, test split; "
            "Δ vs the default's student; the teacher column is the teacher reranking BM25 top-20; agree is the share of "
-           "mined pairs the zero-shot student already ordered as the teacher does):", "",
+           "mined pairs the mining student (zero-shot in round 1) already ordered as the teacher does):", "",
            "| variant | command | dev nDCG@10 | nDCG@10 | Δ | MRR@10 | R@100 | lift@3 | teacher | agree | wall min "
            "| peak GiB |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
