@@ -35,6 +35,8 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
                        "7 negatives, 192 tokens, lr 3e-5, one group per step)"),
     "strong_teacher_hybrid": (["experiment=strong_teacher", "miner=hybrid"],
                               "strong_teacher, mining on BM25 + zero-shot student (RRF) shortlists"),
+    "strong_teacher_scale25": (["experiment=strong_teacher", "student.scale=25"],
+                               "strong_teacher, student score 25 x cosine instead of 10 x (its margins are larger)"),
 }
 SYSTEMS = {
     "bm25": "BM25 (bm25s, stemmer + stopwords)",
