@@ -10,6 +10,7 @@ import random
 from dataclasses import dataclass
 
 import datasets
+import numpy as np
 import pandas as pd
 
 PAIR_COLUMNS = ("qid", "docid_a", "docid_b", "margin")
@@ -72,5 +73,4 @@ def student_agreement(scored: pd.DataFrame, pairs: pd.DataFrame) -> float:
     dense = scored.set_index(["qid", "docid"])["dense_score"]
     a = dense.reindex(list(zip(pairs.qid, pairs.docid_a))).to_numpy()
     b = dense.reindex(list(zip(pairs.qid, pairs.docid_b))).to_numpy()
-    student = a - b
-    return float(((student > 0) & (pairs.margin.to_numpy() > 0) | (student < 0) & (pairs.margin.to_numpy() < 0)).mean())
+    return float((np.sign(a - b) * np.sign(pairs.margin.to_numpy()) > 0).mean())
