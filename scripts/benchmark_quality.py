@@ -37,6 +37,9 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
                               "strong_teacher, mining on BM25 + zero-shot student (RRF) shortlists"),
     "strong_teacher_scale25": (["experiment=strong_teacher", "student.scale=25"],
                                "strong_teacher, student score 25 x cosine instead of 10 x (its margins are larger)"),
+    "strong_teacher_scale40": (["experiment=strong_teacher", "student.scale=40"],
+                               "strong_teacher, student score 40 x cosine (scale sweep)"),
+    "scale25": (["student.scale=25"], "student score 25 x cosine instead of 10 x (scale sweep, default teacher)"),
 }
 SYSTEMS = {
     "bm25": "BM25 (bm25s, stemmer + stopwords)",

@@ -1,6 +1,8 @@
 """Mining: artifact caching and atomic writes, pair strategies and their false-negative guard."""
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 import torch
@@ -9,7 +11,7 @@ from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
 from crossdistill.common.io import write_parquet_atomic
 from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
 from crossdistill.mining.ensemble import ScoreEnsemble
-from crossdistill.mining.pairs import PositiveVsShortlist, TeacherTopVsRest, student_agreement
+from crossdistill.mining.pairs import PositiveVsShortlist, TeacherTopVsRest, margin_scale, student_agreement
 
 
 def artifact() -> pd.DataFrame:
@@ -112,3 +114,12 @@ def test_student_agreement_counts_pairs_ordered_like_the_teacher():
     # student margins: a-b +0.8 (teacher -1: disagree), a-c +0.4 (agree), p-b +0.1 (teacher -3: disagree),
     # y-x 0.0 (tie: disagree), y-z +0.2 (agree) -> 2 of 5
     assert student_agreement(df, pairs) == pytest.approx(0.4)
+
+
+def test_margin_scale_matches_mean_absolute_margins():
+    df = scored().assign(dense_score=[0.9, 0.1, 0.5, 0.2, 0.3, 0.3, 0.1])
+    pairs = pd.DataFrame({"qid": ["q1", "q1", "q2"], "docid_a": ["a", "a", "y"], "docid_b": ["b", "c", "z"],
+                          "margin": [-1.0, 4.0, 3.5]})
+    # |student margins| 0.8, 0.4, 0.2 -> mean 0.4667; |teacher margins| mean 8.5 / 3 = 2.8333 -> 6.0714
+    assert margin_scale(df, pairs) == pytest.approx((8.5 / 3) / (1.4 / 3))
+    assert math.isnan(margin_scale(df.assign(dense_score=0.5), pairs))  # a flat student: nothing to measure

@@ -10,6 +10,7 @@ import torch
 
 from conftest import ROOT, compose, tiny_overrides
 from crossdistill.evaluation.trace import TRACE_COLUMNS
+from crossdistill.mining.pairs import margin_scale
 from crossdistill.pipeline import run
 
 
@@ -114,12 +115,17 @@ def test_rerun_reuses_cached_teacher_and_artifact(finished_run, tiny_bert, tiny_
     _, first_out, cache, _ = finished_run
     artifact = next((cache / "mining").glob("*.parquet"))
     before = artifact.stat().st_mtime_ns
-    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, cache) + ["student.epochs=1", "logger=wandb", "ensemble=hybrid"])
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, cache) + [
+        "student.epochs=1", "logger=wandb", "ensemble=hybrid", "student.scale=auto"])
     run(cfg)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["teacher"].get("cached")
     assert results["mining"]["reused"] is True
     assert artifact.stat().st_mtime_ns == before
+    # scale=auto: the mean |teacher margin| / mean |student margin| of the pairs this run trained on
+    scored, pairs = (pd.read_parquet(tmp_path / "mining" / f) for f in ("artifact.parquet", "pairs.parquet"))
+    assert results["student_scale"] == pytest.approx(margin_scale(scored, pairs))
+    assert results["student_scale"] == pytest.approx(results["mining"]["margin_scale"])
 
 
 def test_export_script_turns_a_checkpoint_into_a_loadable_model(finished_run, tmp_path):

@@ -23,3 +23,17 @@ def test_grouped_batch_gives_the_same_loss_as_separate_pairs(tiny_bert):
             a, b = student.embed([text[r.docid_a], text[r.docid_b]], 32)
             expected.append((3.0 * (q @ a - q @ b) - r.margin) ** 2)
     assert grouped.item() == pytest.approx(torch.stack(expected).mean().item(), rel=1e-5)
+
+
+def test_auto_scale_must_be_resolved_before_training(tiny_bert):
+    with pytest.raises(ValueError, match="student.scale"):
+        BiEncoderStudent(model=str(tiny_bert), scale="large")
+    student = BiEncoderStudent(model=str(tiny_bert), scale="auto", max_doc_length=32).eval()
+    batch = collate_pairs([{"queries": "cell", "docs_a": "cell gene", "docs_b": ["dog"], "margins": [2.0]}])
+    with pytest.raises(RuntimeError, match="not resolved"):
+        student.training_step(batch, 0)
+    student.set_scale(3.0)
+    with torch.no_grad():
+        loss = student.training_step(batch, 0)
+        q, (a, b) = student.embed(["cell"], 64)[0], student.embed(["cell gene", "dog"], 32)
+    assert loss.item() == pytest.approx(((3.0 * (q @ a - q @ b) - 2.0) ** 2).item(), rel=1e-5)

@@ -29,7 +29,7 @@ from crossdistill.evaluation.report import write_report
 from crossdistill.evaluation.runs import rerank, rerank_head, write_trec_run
 from crossdistill.export import export_student, export_teacher
 from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
-from crossdistill.mining.pairs import student_agreement
+from crossdistill.mining.pairs import margin_scale, student_agreement
 from crossdistill.mining.scoring import score_shortlists
 from crossdistill.retrieval.dense import exact_search
 from crossdistill.retrieval.fusion import reciprocal_rank_fusion
@@ -143,12 +143,13 @@ def mine(cfg, data, bm25, bm25_runs, teacher, student, evaluator, corpus_emb, tr
         write_parquet_atomic(scored, out / f"mining{tag}" / "artifact.parquet")
         write_parquet_atomic(pairs, out / f"mining{tag}" / "pairs.parquet")
     # How much is left to teach: pairs the student already orders as the teacher does teach it little.
-    agreement = student_agreement(scored, pairs)
+    agreement, ratio = student_agreement(scored, pairs), margin_scale(scored, pairs)
     console.log(f"pairs{tag}: {len(pairs)} (query, better, worse, margin) rows, mean |margin| "
-                f"{pairs.margin.abs().mean():.2f}; the student already agrees with the teacher on {agreement:.1%}")
+                f"{pairs.margin.abs().mean():.2f} ({ratio:.1f} x the student's); the student already agrees with "
+                f"the teacher on {agreement:.1%}")
     return {"pairs": pairs, "info": {"artifact": str(path), "reused": reused, "pairs": len(pairs),
                                      "miner": miner.name, "shortlisted": len(artifact),
-                                     "student_agreement": agreement}}
+                                     "student_agreement": agreement, "margin_scale": ratio}}
 
 
 def run(cfg: DictConfig) -> float:
@@ -208,6 +209,13 @@ def run(cfg: DictConfig) -> float:
         with stages(f"mining{tag}"):
             mined = mine(cfg, data, bm25, bm25_runs, teacher, student, evaluator, corpus_emb, train_queries,
                          instantiate(miner_cfg), out, tag)
+        if student.auto_scale and r == 1:
+            # Fixed from round 1 on: a scale that moved between rounds would move the target with it.
+            if not mined["info"]["margin_scale"] > 0:
+                raise ValueError("student.scale=auto: the mined pairs give no student margin to measure the scale "
+                                 "from; set student.scale to a number")
+            student.set_scale(mined["info"]["margin_scale"])
+            console.log(f"student.scale=auto -> {student.loss_fn.scale:.2f}")
         with stages(f"student{tag}"):
             hp = student.hparams
             callback = DistillationEvalCallback(evaluator, "dev", epoch_offset=epoch_offset)
@@ -288,6 +296,7 @@ def run(cfg: DictConfig) -> float:
         "systems": systems, "best_epoch": best_epoch, "optimized_metric": cfg.optimized_metric,
         "dev": {"student_init": init["dev"].metrics, "best": best_dev, "history": history},
         "test_final": final.metrics, "teacher": teacher_info, "mining": per_round[0], "rounds": per_round,
+        "student_scale": student.loss_fn.scale,
         "stages": stages.stages, "total_wall_s": stages.total_wall_s, "peak_rss_mb": stages.peak_rss_mb,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }

@@ -65,12 +65,26 @@ class TeacherTopVsRest(PairStrategy):
         return group.iloc[: self.top], group.iloc[self.top:]
 
 
+def _student_margins(scored: pd.DataFrame, pairs: pd.DataFrame) -> np.ndarray:
+    """The mining student's score margin s(q, a) - s(q, b) for every pair, from the artifact's dense scores."""
+    dense = scored.set_index(["qid", "docid"])["dense_score"]
+    a = dense.reindex(list(zip(pairs.qid, pairs.docid_a))).to_numpy()
+    b = dense.reindex(list(zip(pairs.qid, pairs.docid_b))).to_numpy()
+    return a - b
+
+
 def student_agreement(scored: pd.DataFrame, pairs: pd.DataFrame) -> float:
     """Share of pairs the mining student already orders as the teacher does (sign of its cosine margin equals the
     sign of the teacher margin; ties count as disagreement). Near 1, the pairs have little left to teach."""
     if pairs.empty:
         return float("nan")
-    dense = scored.set_index(["qid", "docid"])["dense_score"]
-    a = dense.reindex(list(zip(pairs.qid, pairs.docid_a))).to_numpy()
-    b = dense.reindex(list(zip(pairs.qid, pairs.docid_b))).to_numpy()
-    return float((np.sign(a - b) * np.sign(pairs.margin.to_numpy()) > 0).mean())
+    return float((np.sign(_student_margins(scored, pairs)) * np.sign(pairs.margin.to_numpy()) > 0).mean())
+
+
+def margin_scale(scored: pd.DataFrame, pairs: pd.DataFrame) -> float:
+    """The student score scale that gives the mining student's margins the teacher's size on these pairs:
+    mean |teacher margin| / mean |student margin|. Margin-MSE then asks the student to reorder pairs, not to
+    stretch its whole score range to logit size (which bends a cosine space out of shape). NaN when the student
+    gives every pair the same score (nothing to measure)."""
+    student = np.abs(_student_margins(scored, pairs)).mean() if len(pairs) else 0.0
+    return float(pairs.margin.abs().mean() / student) if student > 0 else float("nan")

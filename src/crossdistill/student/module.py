@@ -36,7 +36,7 @@ class BiEncoderStudent(pl.LightningModule):
         self,
         model: str = "all-MiniLM-L6-v2",
         normalize: bool = True,
-        scale: float = 10.0,
+        scale: float | str = 10.0,
         max_query_length: int = 64,
         max_doc_length: int = 192,
         eval_max_doc_length: int = 256,
@@ -47,9 +47,19 @@ class BiEncoderStudent(pl.LightningModule):
         batch_size: int = 16,
     ):
         super().__init__()
+        if isinstance(scale, str) and scale != "auto":
+            raise ValueError(f"student.scale must be a number or 'auto', got {scale!r}")
         self.save_hyperparameters()
         self.encoder = load_bi_encoder(model, normalize).train()  # loaders return eval mode: keep dropout on
-        self.loss_fn = MarginMSELoss(scale)
+        # "auto": set from the mined pairs before training (set_scale), when the teacher's margin size is known.
+        self.loss_fn = MarginMSELoss(float("nan") if scale == "auto" else float(scale))
+
+    @property
+    def auto_scale(self) -> bool:
+        return self.hparams.scale == "auto"
+
+    def set_scale(self, scale: float) -> None:
+        self.loss_fn.scale = float(scale)
 
     def embed(self, texts: Sequence[str], max_length: int) -> torch.Tensor:
         self.encoder.max_seq_length = max_length
@@ -58,6 +68,8 @@ class BiEncoderStudent(pl.LightningModule):
         return self.encoder(features)["sentence_embedding"]
 
     def training_step(self, batch, batch_idx):
+        if self.loss_fn.scale != self.loss_fn.scale:  # NaN: never resolved
+            raise RuntimeError("student.scale=auto was not resolved: call set_scale() with the mined pairs' scale")
         q = self.embed(batch["queries"], self.hparams.max_query_length)
         docs = self.embed(list(batch["docs_a"]) + list(batch["docs_b"]), self.hparams.max_doc_length)
         a, b = docs[: len(batch["docs_a"])], docs[len(batch["docs_a"]):]
