@@ -31,15 +31,17 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "no_pseudo": (["teacher.pseudo_queries=0"], "- the teacher's 800 title pseudo-queries"),
     "miner_hybrid": (["miner=hybrid"], "mining shortlists: BM25 + zero-shot student (RRF) instead of BM25"),
     "ensemble_hybrid": (["ensemble=hybrid"], "margins from z(teacher)+z(BM25)+z(student) instead of the teacher"),
+    "scale25": (["student.scale=25"], "student score 25 x cosine instead of 10 x (scale sweep)"),
+    "scale_auto": (["student.scale=auto"], "student scale set from the mined pairs (mean |teacher margin| / mean "
+                   "|student margin|) instead of 10"),
     "strong_teacher": (["experiment=strong_teacher"], "the issue's strongest CPU teacher recipe (1500 pseudo-queries, "
-                       "7 negatives, 192 tokens, lr 3e-5, one group per step)"),
-    "strong_teacher_hybrid": (["experiment=strong_teacher", "miner=hybrid"],
-                              "strong_teacher, mining on BM25 + zero-shot student (RRF) shortlists"),
-    "strong_teacher_scale25": (["experiment=strong_teacher", "student.scale=25"],
-                               "strong_teacher, student score 25 x cosine instead of 10 x (its margins are larger)"),
-    "strong_teacher_scale40": (["experiment=strong_teacher", "student.scale=40"],
-                               "strong_teacher, student score 40 x cosine (scale sweep)"),
-    "scale25": (["student.scale=25"], "student score 25 x cosine instead of 10 x (scale sweep, default teacher)"),
+                       "7 negatives, 192 tokens, lr 3e-5, one group per step), student scale auto"),
+    "strong_teacher_scale10": (["experiment=strong_teacher", "student.scale=10"],
+                               "strong_teacher with the default student scale 10"),
+    "strong_teacher_scale25": (["experiment=strong_teacher", "student.scale=25"], "strong_teacher, scale 25"),
+    "strong_teacher_scale40": (["experiment=strong_teacher", "student.scale=40"], "strong_teacher, scale 40"),
+    "strong_teacher_hybrid_scale10": (["experiment=strong_teacher", "miner=hybrid", "student.scale=10"],
+                                      "strong_teacher_scale10, mining on BM25 + zero-shot student (RRF) shortlists"),
 }
 SYSTEMS = {
     "bm25": "BM25 (bm25s, stemmer + stopwords)",
@@ -122,15 +124,17 @@ def render(bench: dict) -> str:
         md.append(f"| {name} | `{extra}` | {_f(r['dev_best'])} | {_f(s['ndcg@10'])} | {delta} | {_f(s['mrr@10'])} | "
                   f"{_f(s['recall@100'])} | {_f(s.get('lift@3'))} | {_f(t['ndcg@10'])} | "
                   f"{_f((r.get('mining') or {}).get('student_agreement'))} | "
-                  f"{r['total_wall_s'] / 60:.1f} | {r['peak_rss_mb'] / 1024:.2f} |")
+                  f"{r['total_wall_s'] / 60:.1f}{' (teacher cached)' if (r.get('teacher') or {}).get('cached') else ''}"
+                  f" | {r['peak_rss_mb'] / 1024:.2f} |")
         for rnd in r.get("rounds") or []:
             if "test" in rnd:
                 md.append(f"| {name}: round {rnd['round']} ({rnd['miner']} shortlists) | | {_f(rnd['dev'])} | "
                           f"{_f(rnd['test']['ndcg@10'])} | | {_f(rnd['test']['mrr@10'])} | "
                           f"{_f(rnd['test']['recall@100'])} | {_f(rnd['test']['lift@3'])} | | "
                           f"{_f(rnd.get('student_agreement'))} | | |")
-    md += ["", "Variants: " + "; ".join(f"**{n}**: {VARIANTS[n][1]}" for n in v if n in VARIANTS) + ".",
-           "Produced by `python scripts/benchmark_quality.py`; raw numbers in `benchmarks/quality.json`."]
+    md += ["", "Variants: " + "; ".join(f"**{n}**: {VARIANTS[n][1]}" for n in v if n in VARIANTS) + "."]
+    md += [f"Note on **{n}**: {r['note']}." for n, r in v.items() if r.get("note")]
+    md += ["Produced by `python scripts/benchmark_quality.py`; raw numbers in `benchmarks/quality.json`."]
     return "\n".join(md) + "\n"
 
 
