@@ -16,6 +16,7 @@ import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
+from crossdistill.common.memory import ReleaseFreedMemory
 from crossdistill.retrieval.fusion import Shortlists
 
 
@@ -55,13 +56,14 @@ def predict_pair_scores(trainer: pl.Trainer, teacher: pl.LightningModule, querie
     order = sorted(range(len(docs)), key=lambda i: -len(docs[i]))
     dataset = PairDataset([queries[i] for i in order], [docs[i] for i in order])
     with tempfile.TemporaryDirectory(prefix="crossdistill-predict-") as tmp:
-        writer = RankFilesWriter(Path(tmp))
-        trainer.callbacks.append(writer)
+        added = [RankFilesWriter(Path(tmp)), ReleaseFreedMemory()]
+        trainer.callbacks.extend(added)
         try:
             trainer.predict(teacher, DataLoader(dataset, batch_size=batch_size, collate_fn=_collate),
                             return_predictions=False)
         finally:
-            trainer.callbacks.remove(writer)
+            for callback in added:
+                trainer.callbacks.remove(callback)
         scores = [float("nan")] * len(order)
         for f in Path(tmp).glob("rank*.pt"):
             part = torch.load(f)
