@@ -40,6 +40,8 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
                                "strong_teacher with the default student scale 10"),
     "strong_teacher_scale25": (["experiment=strong_teacher", "student.scale=25"], "strong_teacher, scale 25"),
     "strong_teacher_scale40": (["experiment=strong_teacher", "student.scale=40"], "strong_teacher, scale 40"),
+    "strong_teacher_pairs8": (["experiment=strong_teacher", "pairs.pairs_per_query=8"],
+                             "strong_teacher, 8 distillation pairs per query instead of 4"),
     "strong_teacher_hybrid_scale10": (["experiment=strong_teacher", "miner=hybrid", "student.scale=10"],
                                       "strong_teacher_scale10, mining on BM25 + zero-shot student (RRF) shortlists"),
 }
