@@ -42,6 +42,12 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "strong_teacher_scale40": (["experiment=strong_teacher", "student.scale=40"], "strong_teacher, scale 40"),
     "strong_teacher_pairs8": (["experiment=strong_teacher", "pairs.pairs_per_query=8"],
                              "strong_teacher, 8 distillation pairs per query instead of 4"),
+    "strong_teacher_teacher_top": (["experiment=strong_teacher", "pairs=teacher_top"],
+                                  "strong_teacher, pairs = the teacher's top 2 of the shortlist vs the rest (labels "
+                                  "only guard against false negatives) instead of judged positives vs the shortlist"),
+    "strong_teacher_pseudo1500": (["experiment=strong_teacher", "weak_supervision.distill_queries=1500"],
+                                  "strong_teacher + 1,500 title pseudo-queries mined and distilled beside the 709 "
+                                  "labelled ones (GPL-style domain adaptation of the student)"),
     "strong_teacher_hybrid_scale10": (["experiment=strong_teacher", "miner=hybrid", "student.scale=10"],
                                       "strong_teacher_scale10, mining on BM25 + zero-shot student (RRF) shortlists"),
 }

@@ -172,6 +172,23 @@ def test_label_free_mode_trains_on_title_pseudo_queries(tiny_bert, tiny_beir, tm
     assert dev.qid.str.startswith("pseudo-title:").all()
 
 
+def test_title_pseudo_queries_are_mined_and_distilled_beside_the_labelled_ones(tiny_bert, tiny_beir, tmp_path):
+    out = tmp_path / "run"
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, out, tmp_path / "cache") + [
+        "weak_supervision.distill_queries=10", "weak_supervision.min_words=3", "student.epochs=1"])
+    run(cfg)
+    results = json.loads((out / "results.json").read_text())
+    pairs = pd.read_parquet(out / "mining" / "pairs.parquet")
+    pseudo = pairs[pairs.qid.str.startswith("pseudo-title:")]
+    assert pseudo.qid.nunique() == 10 and set(pairs.qid) - set(pseudo.qid)   # both kinds of query, one dataset
+    assert (pseudo.docid_a == pseudo.qid.str.removeprefix("pseudo-title:")).all()  # the title's own document
+    info = results["mining"]
+    assert info["pseudo"]["queries"] == 10 and info["pseudo"]["pairs"] == len(pseudo)
+    assert info["pairs"] == len(pairs) and info["shortlisted"] == len(pd.read_parquet(out / "mining" /
+                                                                                          "artifact.parquet"))
+    assert len(list((tmp_path / "cache" / "mining").glob("*.parquet"))) == 2   # one cached artifact per query set
+
+
 def test_rounds_remine_with_the_student_and_keep_the_best_by_dev(tiny_bert, tiny_beir, tmp_path):
     out = tmp_path / "run"
     cfg = compose(tiny_overrides(tiny_bert, tiny_beir, out, tmp_path / "cache") + [

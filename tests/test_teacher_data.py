@@ -1,4 +1,6 @@
-from crossdistill.teacher.data import title_pseudo_groups, training_groups, validation_groups
+import random
+
+from crossdistill.teacher.data import title_pseudo_groups, title_query_sources, training_groups, validation_groups
 
 
 def test_training_groups_put_positive_first_and_never_use_judged_docs_as_negatives():
@@ -33,3 +35,17 @@ def test_title_pseudo_groups_use_title_as_query_and_hide_titles():
         src = titles.index(g["queries"])
         assert g["docs"][0] == bodies[src]
         assert bodies[src] not in g["docs"][1:] and set(g["docs"]) <= set(bodies)
+
+
+def test_title_query_sources_name_the_documents_the_teacher_trains_on():
+    ids = [f"d{i}" for i in range(30)]
+    titles = [f"title {i} about cell biology" if i % 3 else "too short" for i in range(30)]
+    bodies = [f"body {i}" for i in range(30)]
+
+    def search(queries, k):
+        return {q: [(d, 1.0) for d in ids][:k] for q in queries}
+
+    groups = title_pseudo_groups(ids, titles, bodies, search, n=8, negatives=2, depth=5, seed=3)
+    chosen = title_query_sources(titles, bodies, 8, random.Random(3))
+    assert len(chosen) == 8 and all(i % 3 for i in chosen)  # only titles of >= 4 words
+    assert [g["queries"] for g in groups] == [titles[i] for i in chosen]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
@@ -15,13 +17,14 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 from rich.console import Console
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader
 
 from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
 from crossdistill.common.io import write_parquet_atomic, write_text_atomic
 from crossdistill.common.precision import resolve_precision
 from crossdistill.common.stages import StageRecorder
 from crossdistill.console import results_table
+from crossdistill.data.weak import QuerySet
 from crossdistill.evaluation.callback import DistillationEvalCallback
 from crossdistill.evaluation.evaluator import RetrievalEvaluator
 from crossdistill.evaluation.metrics import evaluate
@@ -38,6 +41,7 @@ from crossdistill.teacher.data import (
     ListDataset,
     collate_lists,
     title_pseudo_groups,
+    title_query_sources,
     training_groups,
     validation_groups,
 )
@@ -106,39 +110,60 @@ def dev_history(out: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((out / "traces").glob("dev_epoch=*.metrics.json"))]
 
 
-def mine(cfg, data, bm25, bm25_runs, teacher, student, evaluator, corpus_emb, train_queries, miner, out: Path,
-         tag: str = "") -> dict:
-    """Shortlists for the train queries, scored by the teacher (cached artifact), turned into pairs."""
+def mine(cfg, data, bm25, teacher, student, evaluator, corpus_emb, query_set: QuerySet, bm25_run, miner,
+         name: str = "train") -> dict:
+    """One query set's shortlists, scored by the teacher (a cached artifact): {"scored": frame, "info": ...}."""
     cache = Path(cfg.paths.cache_dir)
-    qids = list(train_queries)
+    qids = list(query_set.queries)
     # Encoded once per round: for dense shortlists and the student cosine of every mined pair.
-    q_train = evaluator.encode_queries(student.encoder, qids)
+    q_train = evaluator.encode_query_texts(student.encoder, [query_set.queries[q] for q in qids])
     dense = exact_search(q_train, corpus_emb, qids, data.doc_ids, evaluator.retrieval_depth) if miner.needs_dense \
         else None
-    shortlists = miner.shortlists(bm25_runs["train"], dense)
+    shortlists = miner.shortlists(bm25_run, dense)
     key = cache_key(teacher=state_dict_fingerprint(teacher), data=data.fingerprint, qids=qids,
                     miner={"name": miner.name, **vars(miner)}, student=state_dict_fingerprint(student),
                     max_length=teacher.hparams.max_length, precision=cfg.inference_precision,
-                    schema=ARTIFACT_COLUMNS)
+                    schema=ARTIFACT_COLUMNS,
+                    # The labelled set's key predates query sets: left as it was, its cached artifacts stay valid.
+                    **({} if name == "train" else {"query_set": name}))
     path = cache / "mining" / f"{key}.parquet"
-    predictor = make_trainer(cfg, "mining", out, logger=False, precision=cfg.inference_precision,
-                             callbacks=[], max_epochs=1)
+    predictor = make_trainer(cfg, "mining", Path(cfg.paths.output_dir), logger=False,
+                             precision=cfg.inference_precision, callbacks=[], max_epochs=1)
 
     def score():
-        df = score_shortlists(predictor, teacher, shortlists, train_queries, data.train_doc_text, data.qrels["train"],
-                              teacher.hparams.inference_batch_size)
+        df = score_shortlists(predictor, teacher, shortlists, query_set.queries, query_set.doc_text,
+                              query_set.qrels, teacher.hparams.inference_batch_size)
         # The other signals a teacher ensemble may mix in: BM25 and the current student, for every pair.
-        df["bm25_score"] = bm25.score_pairs(train_queries, list(zip(df.qid, df.docid)))
+        df["bm25_score"] = bm25.score_pairs(query_set.queries, list(zip(df.qid, df.docid)))
         q_emb = dict(zip(qids, q_train))
         rows = [data.dataset.doc_index[d] for d in df.docid]
         df["dense_score"] = (torch.stack([q_emb[q] for q in df.qid]) * corpus_emb[rows]).sum(-1).numpy()
         return df
 
     artifact, reused = load_or_build(path, score)
-    console.log(f"mining{tag}: {len(artifact)} scored pairs ({'reused' if reused else 'new'}) -> {path}")
-    scored = artifact.to_pandas()
-    scored["teacher_score"] = instantiate(cfg.ensemble).combine(scored)
-    pairs = instantiate(cfg.pairs).build(scored)
+    console.log(f"mining ({name} queries): {len(artifact)} scored pairs ({'reused' if reused else 'new'}) -> {path}")
+    return {"scored": artifact.to_pandas(), "info": {"artifact": str(path), "reused": reused,
+                                                     "shortlisted": len(artifact), "queries": len(qids)}}
+
+
+def mine_round(cfg, data, bm25, teacher, student, evaluator, corpus_emb, query_sets, miner, out: Path,
+               tag: str = "") -> dict:
+    """Every query set mined, the teacher's scores combined and turned into pairs; the student's dataset."""
+    scored, pairs, examples, info = [], [], [], {}
+    for name, (query_set, bm25_run) in query_sets.items():
+        mined = mine(cfg, data, bm25, teacher, student, evaluator, corpus_emb, query_set, bm25_run, miner, name)
+        frame = mined["scored"]
+        frame["teacher_score"] = instantiate(cfg.ensemble).combine(frame)
+        set_pairs = instantiate(cfg.pairs).build(frame)
+        scored.append(frame)
+        pairs.append(set_pairs)
+        examples.append(pair_examples(set_pairs, query_set.queries, query_set.doc_text))
+        # The labelled set keeps the record's top-level keys; others are recorded under their own name.
+        if name == "train":
+            info.update(mined["info"])
+        else:
+            info[name] = {**mined["info"], "pairs": len(set_pairs)}
+    scored, pairs = pd.concat(scored, ignore_index=True), pd.concat(pairs, ignore_index=True)
     if rank_zero_only.rank == 0:
         write_parquet_atomic(scored, out / f"mining{tag}" / "artifact.parquet")
         write_parquet_atomic(pairs, out / f"mining{tag}" / "pairs.parquet")
@@ -147,9 +172,26 @@ def mine(cfg, data, bm25, bm25_runs, teacher, student, evaluator, corpus_emb, tr
     console.log(f"pairs{tag}: {len(pairs)} (query, better, worse, margin) rows, mean |margin| "
                 f"{pairs.margin.abs().mean():.2f} ({ratio:.1f} x the student's); the student already agrees with "
                 f"the teacher on {agreement:.1%}")
-    return {"pairs": pairs, "info": {"artifact": str(path), "reused": reused, "pairs": len(pairs),
-                                     "miner": miner.name, "shortlisted": len(artifact),
-                                     "student_agreement": agreement, "margin_scale": ratio}}
+    info.update({"pairs": len(pairs), "miner": miner.name, "shortlisted": len(scored),
+                 "student_agreement": agreement, "margin_scale": ratio})
+    return {"pairs": pairs, "dataset": ConcatDataset(examples), "info": info}
+
+
+def distillation_query_sets(cfg, data, bm25, bm25_runs, depth: int) -> dict:
+    """The labelled train queries, plus title pseudo-queries when ``weak_supervision.distill_queries`` asks."""
+    sets = {"train": (QuerySet({q: data.dataset.queries[q] for q in data.train_qids}, data.qrels["train"],
+                               data.train_doc_text), bm25_runs["train"])}
+    teacher_docs = []
+    if cfg.teacher.get("pseudo_queries") and not data.label_free:
+        corpus = data.dataset.corpus
+        teacher_docs = [data.doc_ids[i] for i in title_query_sources(
+            corpus["title"], corpus["text"], cfg.teacher.pseudo_queries, random.Random(cfg.seed))]
+    pseudo = instantiate(cfg.weak_supervision).distillation_queries(data, exclude_docs=teacher_docs)
+    if pseudo is not None:
+        sets["pseudo"] = (pseudo, bm25.search(pseudo.queries, depth))
+        console.log(f"distillation: {len(pseudo.queries)} title pseudo-queries beside {len(data.train_qids)} "
+                    "labelled ones (none from dev/test-judged documents or the teacher's title queries)")
+    return sets
 
 
 def run(cfg: DictConfig) -> float:
@@ -201,14 +243,14 @@ def run(cfg: DictConfig) -> float:
         scores = evaluator.teacher_scores([(q, d) for q, hits in bm25_test.items() for d, _ in hits[:k]])
         teacher_run = rerank_head(bm25_test, rerank(bm25_test, scores, k), k)
 
-    train_queries = {q: queries[q] for q in data.train_qids}
+    query_sets = distillation_query_sets(cfg, data, bm25, bm25_runs, depth)
     best_dev, best_epoch, best_state, epoch_offset = float("-inf"), -1, None, 0
     per_round, corpus_emb, miner_cfg = [], init_emb, cfg.miner
     for r in range(1, rounds + 1):
         tag = "" if r == 1 else f"_round{r}"
         with stages(f"mining{tag}"):
-            mined = mine(cfg, data, bm25, bm25_runs, teacher, student, evaluator, corpus_emb, train_queries,
-                         instantiate(miner_cfg), out, tag)
+            mined = mine_round(cfg, data, bm25, teacher, student, evaluator, corpus_emb, query_sets,
+                               instantiate(miner_cfg), out, tag)
         if student.auto_scale and r == 1:
             # Fixed from round 1 on: a scale that moved between rounds would move the target with it.
             if not mined["info"]["margin_scale"] > 0:
@@ -224,8 +266,7 @@ def run(cfg: DictConfig) -> float:
                                    save_on_train_epoch_end=True)
             trainer = make_trainer(cfg, f"student{tag}", out, max_epochs=hp.epochs, callbacks=[callback, ckpt],
                                    limit_val_batches=0, num_sanity_val_steps=0)
-            loader = DataLoader(pair_examples(mined["pairs"], queries, data.train_doc_text), batch_size=hp.batch_size,
-                                shuffle=True, collate_fn=collate_pairs)
+            loader = DataLoader(mined["dataset"], batch_size=hp.batch_size, shuffle=True, collate_fn=collate_pairs)
             trainer.fit(student, loader)
             round_epoch = load_best(student, ckpt)
             round_epoch = epoch_offset + (round_epoch if round_epoch >= 0 else hp.epochs - 1)

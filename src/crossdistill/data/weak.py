@@ -1,17 +1,29 @@
-"""Label-free mode: judged queries made from the corpus itself, for datasets without train qrels (GPL's setting).
+"""Judged queries made from the corpus itself: a document's title becomes a query whose one relevant document is
+that document. Shown to the models *without* its title, the document cannot be matched by copying the query: the
+teacher and the student must learn that the body answers the title. Evaluation still reads full documents.
 
-A document's title becomes a query whose one relevant document is that document. Shown to the models *without*
-its title (``train_doc_text``), the document cannot be matched by copying the query: the teacher and the student
-must learn that the body answers the title. Evaluation still reads full documents.
+Two uses: label-free mode, for datasets without train qrels (GPL's setting), where these are the only train and dev
+queries; and domain adaptation of the student beside the labelled queries (``distill_queries``), where the teacher
+scores their shortlists like any other and the student learns the corpus' vocabulary from its margins.
 """
 from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Collection, Mapping
 
-from crossdistill.data.source import PreparedData
+from crossdistill.data.source import PreparedData, Qrels
 
 PREFIX = "pseudo-title:"
+
+
+@dataclasses.dataclass
+class QuerySet:
+    """Train queries mined together: their texts, judgments and the document text training shows for them."""
+
+    queries: dict[str, str]
+    qrels: Qrels
+    doc_text: Mapping[str, str]
 
 
 class TitlePseudoQueries:
@@ -21,11 +33,36 @@ class TitlePseudoQueries:
     only select checkpoints; the test split, with its real judgments, is what gets reported.
     """
 
-    def __init__(self, train_queries: int = 1500, dev_queries: int = 100, min_words: int = 4, seed: int = 13):
+    def __init__(self, train_queries: int = 1500, dev_queries: int = 100, min_words: int = 4, seed: int = 13,
+                 distill_queries: int = 0):
         if train_queries < 1 or dev_queries < 1:
             raise ValueError(f"weak_supervision needs >= 1 train and dev query, got {train_queries}, {dev_queries}")
+        if distill_queries < 0:
+            raise ValueError(f"weak_supervision.distill_queries must be >= 0, got {distill_queries}")
         self.train_queries, self.dev_queries = train_queries, dev_queries
-        self.min_words, self.seed = min_words, seed
+        self.min_words, self.seed, self.distill_queries = min_words, seed, distill_queries
+
+    def distillation_queries(self, data: PreparedData, exclude_docs: Collection[str] = ()) -> QuerySet | None:
+        """``distill_queries`` title pseudo-queries to mine and distil beside the labelled train queries.
+
+        Never from documents judged for dev or test queries (model selection and the report stay untouched by
+        them), nor from ``exclude_docs`` (the teacher's own title queries: the teacher has learned those pairs, and
+        its margins on them would be its memory, not its judgment). None when off or in label-free mode, where the
+        train queries are title pseudo-queries already.
+        """
+        if not self.distill_queries or data.label_free:
+            return None
+        corpus = data.dataset.corpus
+        held_out = {d for split in ("dev", "test") for judged in data.qrels[split].values() for d in judged}
+        held_out |= set(exclude_docs)
+        usable = [(d, t.strip()) for d, t, b in zip(corpus["docid"], corpus["title"], corpus["text"])
+                  if len(t.split()) >= self.min_words and b.strip() and d not in held_out]
+        if not usable:
+            raise ValueError(f"weak_supervision.distill_queries: no document has a title of >= {self.min_words} "
+                             "words outside the dev/test judgments and the teacher's title queries")
+        chosen = random.Random(self.seed).sample(usable, min(self.distill_queries, len(usable)))
+        return QuerySet(queries={PREFIX + d: t for d, t in chosen}, qrels={PREFIX + d: {d: 1} for d, _ in chosen},
+                        doc_text={d: b.strip() for d, b in zip(corpus["docid"], corpus["text"])})
 
     def apply(self, data: PreparedData) -> PreparedData:
         corpus = data.dataset.corpus

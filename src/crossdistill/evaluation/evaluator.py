@@ -99,8 +99,11 @@ class RetrievalEvaluator:
         return self._corpus_cache[1]
 
     def encode_queries(self, encoder: SentenceTransformer, qids: Sequence[str]) -> torch.Tensor:
-        return encode(encoder, [self.queries[q] for q in qids], self.batch_size, self.precision, False,
-                      self.max_query_length)
+        return self.encode_query_texts(encoder, [self.queries[q] for q in qids])
+
+    def encode_query_texts(self, encoder: SentenceTransformer, texts: Sequence[str]) -> torch.Tensor:
+        """Queries the evaluator does not hold (mining's title pseudo-queries), encoded as evaluation encodes."""
+        return encode(encoder, list(texts), self.batch_size, self.precision, False, self.max_query_length)
 
     def retrieve(self, encoder: SentenceTransformer, qids: Sequence[str], corpus_emb: torch.Tensor) -> Run:
         return exact_search(self.encode_queries(encoder, qids), corpus_emb, list(qids), self.doc_ids,

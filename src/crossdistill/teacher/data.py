@@ -60,6 +60,13 @@ def validation_groups(qids: Sequence[str], queries: Mapping[str, str], qrels: Ma
     return groups
 
 
+def title_query_sources(titles: Sequence[str], bodies: Sequence[str], n: int, rng: random.Random) -> list[int]:
+    """Indices of the ``n`` documents whose titles ``title_pseudo_groups`` turns into queries (titles of >= 4
+    words, non-empty bodies); with ``random.Random(seed)`` it names the same documents as that call."""
+    candidates = [i for i, (t, b) in enumerate(zip(titles, bodies)) if len(t.split()) >= 4 and b.strip()]
+    return rng.sample(candidates, min(n, len(candidates)))
+
+
 def title_pseudo_groups(doc_ids: Sequence[str], titles: Sequence[str], bodies: Sequence[str], search, n: int,
                         negatives: int, depth: int, seed: int) -> list[dict]:
     """Weak supervision from the corpus itself: a document's title as a query for its own body.
@@ -69,8 +76,7 @@ def title_pseudo_groups(doc_ids: Sequence[str], titles: Sequence[str], bodies: S
     the source document excluded. ``search`` is a ``BM25Retriever.search``-like callable.
     """
     rng = random.Random(seed)
-    candidates = [i for i, (t, b) in enumerate(zip(titles, bodies)) if len(t.split()) >= 4 and b.strip()]
-    chosen = rng.sample(candidates, min(n, len(candidates)))
+    chosen = title_query_sources(titles, bodies, n, rng)
     body = dict(zip(doc_ids, bodies))
     hits = search({doc_ids[i]: titles[i] for i in chosen}, depth + 1)
     groups = []
