@@ -31,6 +31,8 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "no_pseudo": (["teacher.pseudo_queries=0"], "- the teacher's 800 title pseudo-queries"),
     "miner_hybrid": (["miner=hybrid"], "mining shortlists: BM25 + zero-shot student (RRF) instead of BM25"),
     "ensemble_hybrid": (["ensemble=hybrid"], "margins from z(teacher)+z(BM25)+z(student) instead of the teacher"),
+    "teacher_top": (["pairs=teacher_top"], "pairs = the teacher's top 2 of the shortlist vs the rest instead of judged "
+                    "positives vs the shortlist"),
     "scale25": (["student.scale=25"], "student score 25 x cosine instead of 10 x (scale sweep)"),
     "scale_auto": (["student.scale=auto"], "student scale set from the mined pairs (mean |teacher margin| / mean "
                    "|student margin|) instead of 10"),
@@ -48,6 +50,9 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "strong_teacher_pseudo1500": (["experiment=strong_teacher", "weak_supervision.distill_queries=1500"],
                                   "strong_teacher + 1,500 title pseudo-queries mined and distilled beside the 709 "
                                   "labelled ones (GPL-style domain adaptation of the student)"),
+    "strong_teacher_teacher_top_pseudo1500": (["experiment=strong_teacher", "pairs=teacher_top",
+                                               "weak_supervision.distill_queries=1500"],
+                                              "strong_teacher_teacher_top + the 1,500 distillation pseudo-queries"),
     "strong_teacher_hybrid_scale10": (["experiment=strong_teacher", "miner=hybrid", "student.scale=10"],
                                       "strong_teacher_scale10, mining on BM25 + zero-shot student (RRF) shortlists"),
 }
