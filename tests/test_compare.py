@@ -6,6 +6,8 @@ import math
 import pandas as pd
 import pytest
 
+from conftest import ROOT
+
 from crossdistill.evaluation.compare import compare_runs, paired_randomization_test, per_query_ndcg
 
 
@@ -61,3 +63,11 @@ def test_compare_runs_on_finished_run_directories(tmp_path):
     c = make_run("c", [1, 1])
     with pytest.raises(ValueError, match="different test queries"):
         compare_runs(a, c, ["test"])
+
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import compare as compare_script
+
+    assert compare_script.main([str(a), str(b)]) == 0
+    assert compare_script.main([str(a), str(c)]) == 1   # a clear error, not a traceback
