@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-
 from crossdistill.evaluation.compare import compare_runs, paired_randomization_test, per_query_ndcg
 
 
