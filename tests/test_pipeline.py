@@ -128,6 +128,20 @@ def test_rerun_reuses_cached_teacher_and_artifact(finished_run, tiny_bert, tiny_
     assert results["student_scale"] == pytest.approx(results["mining"]["margin_scale"])
 
 
+def test_student_training_does_not_depend_on_whether_the_teacher_was_cached(finished_run, tiny_bert, tiny_beir,
+                                                                            tmp_path):
+    _, first_out, cache, _ = finished_run
+    run(compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, cache)))   # same config, teacher from the cache
+    first, again = (json.loads((d / "results.json").read_text()) for d in (first_out, tmp_path))
+    assert again["teacher"].get("cached") and not first["teacher"].get("cached")
+    assert again["dev"]["history"] == first["dev"]["history"]
+    from safetensors.torch import load_file
+
+    weights = [load_file(str(next((d / "student").rglob("model.safetensors")))) for d in (first_out, tmp_path)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])   # the same shuffle and dropout
+
+
 def test_export_script_turns_a_checkpoint_into_a_loadable_model(finished_run, tmp_path):
     import sys
 

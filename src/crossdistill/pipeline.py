@@ -267,6 +267,9 @@ def run(cfg: DictConfig) -> float:
             trainer = make_trainer(cfg, f"student{tag}", out, max_epochs=hp.epochs, callbacks=[callback, ckpt],
                                    limit_val_batches=0, num_sanity_val_steps=0)
             loader = DataLoader(mined["dataset"], batch_size=hp.batch_size, shuffle=True, collate_fn=collate_pairs)
+            # Re-seeded here: otherwise the shuffle and dropout streams depend on whether the teacher was trained
+            # in this run or loaded from the cache (measured: dev nDCG@10 0.597 vs 0.570 for the same config).
+            pl.seed_everything(cfg.seed + r - 1, workers=True)
             trainer.fit(student, loader)
             round_epoch = load_best(student, ckpt)
             round_epoch = epoch_offset + (round_epoch if round_epoch >= 0 else hp.epochs - 1)
