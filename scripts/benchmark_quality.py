@@ -53,6 +53,8 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "strong_teacher_teacher_top_pseudo1500": (["experiment=strong_teacher", "pairs=teacher_top",
                                                "weak_supervision.distill_queries=1500"],
                                               "strong_teacher_teacher_top + the 1,500 distillation pseudo-queries"),
+    "strong_teacher_rounds2": (["experiment=strong_teacher", "rounds.count=2"],
+                              "strong_teacher + a second round re-mined with the round-1 student"),
     "strong_teacher_hybrid_scale10": (["experiment=strong_teacher", "miner=hybrid", "student.scale=10"],
                                       "strong_teacher_scale10, mining on BM25 + zero-shot student (RRF) shortlists"),
 }
