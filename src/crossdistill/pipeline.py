@@ -149,12 +149,13 @@ def mine(cfg, data, bm25, teacher, student, evaluator, corpus_emb, query_set: Qu
 def mine_round(cfg, data, bm25, teacher, student, evaluator, corpus_emb, query_sets, miner, out: Path,
                tag: str = "") -> dict:
     """Every query set mined, the teacher's scores combined and turned into pairs; the student's dataset."""
+    ensemble, strategy = instantiate(cfg.ensemble), instantiate(cfg.pairs)
     scored, pairs, examples, info = [], [], [], {}
     for name, (query_set, bm25_run) in query_sets.items():
         mined = mine(cfg, data, bm25, teacher, student, evaluator, corpus_emb, query_set, bm25_run, miner, name)
         frame = mined["scored"]
-        frame["teacher_score"] = instantiate(cfg.ensemble).combine(frame)
-        set_pairs = instantiate(cfg.pairs).build(frame)
+        frame["teacher_score"] = ensemble.combine(frame)
+        set_pairs = strategy.build(frame)
         scored.append(frame)
         pairs.append(set_pairs)
         examples.append(pair_examples(set_pairs, query_set.queries, query_set.doc_text))

@@ -42,6 +42,12 @@ class TitlePseudoQueries:
         self.train_queries, self.dev_queries = train_queries, dev_queries
         self.min_words, self.seed, self.distill_queries = min_words, seed, distill_queries
 
+    def _usable_titles(self, data: PreparedData, excluded: Collection[str]) -> list[tuple[str, str]]:
+        """(docid, title) of documents outside ``excluded`` with a title of >= ``min_words`` words and a body."""
+        corpus = data.dataset.corpus
+        return [(d, t.strip()) for d, t, b in zip(corpus["docid"], corpus["title"], corpus["text"])
+                if len(t.split()) >= self.min_words and b.strip() and d not in excluded]
+
     def distillation_queries(self, data: PreparedData, exclude_docs: Collection[str] = ()) -> QuerySet | None:
         """``distill_queries`` title pseudo-queries to mine and distil beside the labelled train queries.
 
@@ -54,9 +60,7 @@ class TitlePseudoQueries:
             return None
         corpus = data.dataset.corpus
         held_out = {d for split in ("dev", "test") for judged in data.qrels[split].values() for d in judged}
-        held_out |= set(exclude_docs)
-        usable = [(d, t.strip()) for d, t, b in zip(corpus["docid"], corpus["title"], corpus["text"])
-                  if len(t.split()) >= self.min_words and b.strip() and d not in held_out]
+        usable = self._usable_titles(data, held_out | set(exclude_docs))
         if not usable:
             raise ValueError(f"weak_supervision.distill_queries: no document has a title of >= {self.min_words} "
                              "words outside the dev/test judgments and the teacher's title queries")
@@ -68,8 +72,7 @@ class TitlePseudoQueries:
         corpus = data.dataset.corpus
         test_docs = {d for judged in data.qrels["test"].values() for d in judged}
         # Documents judged for test queries are never pseudo-query sources: nothing of the test labels leaks in.
-        usable = [(d, t.strip()) for d, t, b in zip(corpus["docid"], corpus["title"], corpus["text"])
-                  if len(t.split()) >= self.min_words and b.strip() and d not in test_docs]
+        usable = self._usable_titles(data, test_docs)
         need = self.train_queries + self.dev_queries
         if len(usable) < self.dev_queries + 1:
             raise ValueError(f"label-free mode: only {len(usable)} documents have a title of >= {self.min_words} "
