@@ -23,9 +23,10 @@ CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
 @hydra.main(version_base="1.3", config_path=CONFIGS, config_name="train")
 def main(cfg: DictConfig) -> float:
     from crossdistill.export import export_teacher
-    from crossdistill.pipeline import train_teacher
+    from crossdistill.pipeline import resolve_precisions, train_teacher
 
     out = Path(cfg.paths.output_dir)
+    resolve_precisions(cfg)
     pl.seed_everything(cfg.seed)
     data = instantiate(cfg.data).load(cfg.paths.cache_dir)
     queries = data.dataset.queries

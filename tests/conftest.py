@@ -59,7 +59,7 @@ def tiny_overrides(tiny_bert: Path, tiny_beir: Path, out: Path, cache: Path) -> 
         f"teacher.model={tiny_bert}", "teacher.max_length=64", "teacher.negatives=2", "teacher.batch_size=4",
         f"student.model={tiny_bert}", "student.max_doc_length=64", "student.eval_max_doc_length=64",
         "student.batch_size=4", "student.epochs=2",
-        "miner.depth=6", "evaluation.rerank_depth=5", "evaluation.retrieval_depth=20",
+        "miner.depth=6", "evaluation.rerank_depth=5", "rounds.count=1", "evaluation.retrieval_depth=20",
         "evaluation.show_progress=false", "+trainer.enable_progress_bar=false",
         f"paths.root_dir={out}", f"paths.output_dir={out}", f"paths.cache_dir={cache}",
     ]

@@ -6,6 +6,8 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 
 from conftest import CONFIGS, compose, tiny_overrides
+from crossdistill.common import precision
+from crossdistill.pipeline import resolve_precisions
 
 GROUPS = {p.name: sorted(f.stem for f in p.glob("*.yaml")) for p in CONFIGS.iterdir() if p.is_dir()}
 
@@ -37,6 +39,7 @@ def test_config_composes_and_instantiates(group, option, tiny_bert, tiny_beir, t
         assert pseudo.label_free and pseudo.train_qids
         return
     if group == "experiment" and option == "gpu_strong":
+        cfg = compose(["experiment=gpu_strong"])   # the tiny overrides pin one round
         assert cfg.rounds.count == 2 and cfg.trainer.accelerator == "gpu" and cfg.teacher.epochs == 2
         assert cfg.miner._target_.endswith("HybridMiner")
         return
@@ -59,7 +62,8 @@ def test_config_composes_and_instantiates(group, option, tiny_bert, tiny_beir, t
     if group == "logger" and option == "wandb":
         pytest.importorskip("wandb")
     if group == "trainer":
-        trainer = instantiate(node, accelerator="cpu", devices=1, strategy="auto", logger=False)
+        resolve_precisions(cfg)   # as the pipeline does: 'auto' is ours, not Lightning's
+        trainer = instantiate(cfg.trainer, accelerator="cpu", devices=1, strategy="auto", logger=False)
         assert isinstance(trainer, pl.Trainer)
         return
     if group == "evaluation":
@@ -72,3 +76,17 @@ def test_config_composes_and_instantiates(group, option, tiny_bert, tiny_beir, t
     else:
         obj = instantiate(node)
     assert type(obj).__name__ == node._target_.rsplit(".", 1)[1]
+
+
+def test_default_run_is_two_rounds_with_machine_dependent_training_precision(monkeypatch):
+    cfg = compose([])
+    assert cfg.rounds.count == 2 and cfg.trainer.precision == "auto" and cfg.inference_precision == "auto"
+    for native, expected in ((True, "bf16-mixed"), (False, "32-true")):
+        monkeypatch.setattr(precision, "native_bf16", lambda native=native: native)
+        cfg = compose([])
+        resolve_precisions(cfg)
+        assert (cfg.trainer.precision, cfg.inference_precision) == (expected, expected)
+    monkeypatch.setattr(precision, "native_bf16", lambda: True)
+    cfg = compose(["trainer.precision=32-true"])   # an explicit value is kept even where bf16 is native
+    resolve_precisions(cfg)
+    assert cfg.trainer.precision == "32-true" and cfg.inference_precision == "bf16-mixed"

@@ -70,6 +70,14 @@ def load_best(module: pl.LightningModule, checkpoint: ModelCheckpoint) -> int:
     return -1
 
 
+def resolve_precisions(cfg: DictConfig) -> None:
+    """'auto' training and inference precisions -> this machine's, before any cache key is computed from them (a
+    teacher trained in bf16 is not the one trained in fp32)."""
+    cfg.inference_precision = resolve_precision(cfg.inference_precision)
+    cfg.trainer.precision = resolve_precision(cfg.trainer.get("precision", "32-true"))
+    console.log(f"precision: training {cfg.trainer.precision}, inference {cfg.inference_precision}")
+
+
 def train_teacher(cfg, data, bm25, bm25_runs, out: Path):
     key = cache_key(data=data.fingerprint, teacher=OmegaConf.to_container(cfg.teacher, resolve=True),
                     train=data.train_qids, seed=cfg.seed, trainer_precision=str(cfg.trainer.get("precision")))
@@ -203,8 +211,7 @@ def run(cfg: DictConfig) -> float:
     out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True)
     stages = StageRecorder(console)
-    cfg.inference_precision = resolve_precision(cfg.inference_precision)
-    console.log(f"inference precision: {cfg.inference_precision}")
+    resolve_precisions(cfg)
 
     with stages("data"):
         data = instantiate(cfg.data).load(cache)
