@@ -48,3 +48,19 @@ def test_margin_mse_equals_sentence_transformers_loss():
     labels = torch.randn(8)
     st_loss = STMarginMSELoss(model=None).compute_loss_from_embeddings([q, a, b], labels)
     assert MarginMSELoss(scale=1.0)(q, a, b, labels).item() == pytest.approx(st_loss.item(), rel=1e-6)
+
+
+def test_in_batch_negatives_matches_hand_computation_and_skips_masked_docs():
+    from crossdistill.student.losses import InBatchNegativesLoss
+
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    docs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    target = torch.tensor([0, 1])
+    mask = torch.tensor([[False, False, True], [False, False, False]])   # doc 2 is no negative for query 0
+    # scale 2: query 0 logits (2, 0) over docs 0, 1; query 1 logits (0, 2, 1) over docs 0, 1, 2
+    row0 = -2.0 + math.log(math.exp(2.0) + math.exp(0.0))
+    row1 = -2.0 + math.log(math.exp(0.0) + math.exp(2.0) + math.exp(1.0))
+    loss = InBatchNegativesLoss(scale=2.0)(q, docs, target, mask)
+    assert loss.item() == pytest.approx((row0 + row1) / 2, abs=1e-6)
+    # a mask on the target itself never removes it
+    assert InBatchNegativesLoss(2.0)(q, docs, target, torch.ones(2, 3, dtype=torch.bool)).item() == pytest.approx(0.0)

@@ -37,3 +37,27 @@ def test_auto_scale_must_be_resolved_before_training(tiny_bert):
         loss = student.training_step(batch, 0)
         q, (a, b) = student.embed(["cell"], 64)[0], student.embed(["cell gene", "dog"], 32)
     assert loss.item() == pytest.approx(((3.0 * (q @ a - q @ b) - 2.0) ** 2).item(), rel=1e-5)
+
+
+def test_in_batch_term_adds_weighted_cross_entropy_over_the_batch_docs(tiny_bert):
+    from crossdistill.student.losses import InBatchNegativesLoss
+
+    plain = BiEncoderStudent(model=str(tiny_bert), scale=3.0, max_doc_length=32).eval()
+    mixed = BiEncoderStudent(model=str(tiny_bert), scale=3.0, max_doc_length=32, in_batch_weight=0.5).eval()
+    mixed.load_state_dict(plain.state_dict())
+    # groups 0 and 1 share a query: each one's better doc is no negative for the other; group 2's worse doc "a" is
+    # the same text as group 0's better doc, so it is no negative for that query either.
+    batch = collate_pairs([{"queries": "cell gene", "docs_a": "a", "docs_b": ["x", "y"], "margins": [1.0, 2.0]},
+                           {"queries": "cell gene", "docs_a": "b", "docs_b": ["z"], "margins": [0.5]},
+                           {"queries": "brown fox", "docs_a": "c", "docs_b": ["a"], "margins": [3.0]}])
+    with torch.no_grad():
+        base, total = plain.training_step(batch, 0), mixed.training_step(batch, 0)
+        q = plain.embed(["cell gene", "cell gene", "brown fox"], 64)
+        docs = plain.embed(["a", "b", "c", "x", "y", "z", "a"], 32)
+    mask = torch.zeros(3, 7, dtype=torch.bool)
+    mask[0, [1, 6]] = True   # query 0: the other better doc of its query, and its own text again
+    mask[1, [0, 6]] = True   # query 1 (the same query): group 0's better doc, in both places
+    expected = InBatchNegativesLoss(3.0)(q, docs, torch.arange(3), mask)
+    assert total.item() == pytest.approx(base.item() + 0.5 * expected.item(), rel=1e-5)
+    wrong = InBatchNegativesLoss(3.0)(q, docs, torch.arange(3), torch.zeros(3, 7, dtype=torch.bool))
+    assert abs(wrong.item() - expected.item()) > 1e-4   # the mask matters in this batch

@@ -23,3 +23,26 @@ class MarginMSELoss(nn.Module):
     def forward(self, query: Tensor, doc_a: Tensor, doc_b: Tensor, teacher_margin: Tensor) -> Tensor:
         student_margin = self.scale * ((query * doc_a).sum(-1) - (query * doc_b).sum(-1))
         return torch.nn.functional.mse_loss(student_margin, teacher_margin.to(student_margin.dtype))
+
+
+class InBatchNegativesLoss(nn.Module):
+    """Cross-entropy of each query over every document in the batch, its own better doc as the target (the
+    in-batch negatives of Karpukhin et al. 2020, "Dense Passage Retrieval", and of sentence-transformers'
+    ``MultipleNegativesRankingLoss``; Hofstaetter et al. 2021, TAS-B, pair it with margin-MSE).
+
+    Margin-MSE only sees a query's shortlist, so nothing holds the rest of the corpus below its positive: the
+    measured default lost dev recall@100 0.927 -> 0.847 in one round. The other groups' documents are a sample of
+    that rest. Inputs: query [B, dim], docs [M, dim] (every doc the batch encoded), target [B] (index of each
+    query's own better doc in docs), mask [B, M] (True = not a negative for that query: another of its better
+    docs, or the same text again). Logits are ``scale * <q, d>``, the student's score.
+    """
+
+    def __init__(self, scale: float = 1.0):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, query: Tensor, docs: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+        logits = self.scale * query @ docs.T
+        keep = torch.nn.functional.one_hot(target, docs.shape[0]).bool()
+        logits = logits.masked_fill(mask & ~keep, float("-inf"))
+        return torch.nn.functional.cross_entropy(logits, target)

@@ -10,7 +10,7 @@ from sentence_transformers.sentence_transformer.modules import Normalize
 
 from crossdistill.common.optim import adamw_with_warmup
 from crossdistill.models import resolve_model
-from crossdistill.student.losses import MarginMSELoss
+from crossdistill.student.losses import InBatchNegativesLoss, MarginMSELoss
 
 
 def load_bi_encoder(model: str, normalize: bool) -> SentenceTransformer:
@@ -45,6 +45,7 @@ class BiEncoderStudent(pl.LightningModule):
         warmup_ratio: float = 0.1,
         epochs: int = 1,
         batch_size: int = 16,
+        in_batch_weight: float = 0.0,
     ):
         super().__init__()
         if isinstance(scale, str) and scale != "auto":
@@ -53,6 +54,7 @@ class BiEncoderStudent(pl.LightningModule):
         self.encoder = load_bi_encoder(model, normalize).train()  # loaders return eval mode: keep dropout on
         # "auto": set from the mined pairs before training (set_scale), when the teacher's margin size is known.
         self.loss_fn = MarginMSELoss(float("nan") if scale == "auto" else float(scale))
+        self.in_batch = InBatchNegativesLoss()
 
     @property
     def auto_scale(self) -> bool:
@@ -75,6 +77,16 @@ class BiEncoderStudent(pl.LightningModule):
         a, b = docs[: len(batch["docs_a"])], docs[len(batch["docs_a"]):]
         owner = batch["owner"]
         loss = self.loss_fn(q[owner], a[owner], b, batch["margins"])
+        if self.hparams.in_batch_weight:
+            self.in_batch.scale = self.loss_fn.scale   # the same score, scale * cos, as margin-MSE's
+            queries, texts = batch["queries"], list(batch["docs_a"]) + list(batch["docs_b"])
+            # Not a negative for query i: any text that is a better doc of a group with i's query (wherever it sits).
+            better = [{a for qa, a in zip(queries, batch["docs_a"]) if qa == qi} for qi in queries]
+            mask = torch.tensor([[t in better[i] for t in texts] for i in range(len(queries))], device=q.device)
+            target = torch.arange(len(queries), device=q.device)
+            in_batch = self.in_batch(q, docs, target, mask)
+            self.log("student/in_batch_loss", in_batch, batch_size=len(owner))
+            loss = loss + self.hparams.in_batch_weight * in_batch
         self.log("student/train_loss", loss, prog_bar=True, batch_size=len(owner))
         return loss
 
