@@ -26,36 +26,44 @@ BASE = ["teacher=minilm"]
 # name -> (overrides on top of the default, what it shows). Order = run order = priority.
 VARIANTS: dict[str, tuple[list[str], str]] = {
     "default": ([], "the default pipeline"),
-    "label_free": (["experiment=label_free"], "no train qrels: title pseudo-queries only"),
-    "rounds2": (["rounds.count=2"], "+ a second round re-mined with the student (hybrid shortlist)"),
+    "label_free": (["experiment=label_free", "rounds.count=1"], "no train qrels: title pseudo-queries only"),
+    "rounds1": (["rounds.count=1"], "one distillation round (the default until 2026-11-28)"),
+    "rounds2": (["rounds.count=2"], "a second round re-mined with the student (hybrid shortlist); the default since "
+                "2026-11-28"),
     "no_pseudo": (["teacher.pseudo_queries=0"], "- the teacher's 800 title pseudo-queries"),
     "miner_hybrid": (["miner=hybrid"], "mining shortlists: BM25 + zero-shot student (RRF) instead of BM25"),
     "ensemble_hybrid": (["ensemble=hybrid"], "margins from z(teacher)+z(BM25)+z(student) instead of the teacher"),
-    "teacher_top": (["pairs=teacher_top"], "pairs = the teacher's top 2 of the shortlist vs the rest instead of judged "
-                    "positives vs the shortlist"),
-    "scale25": (["student.scale=25"], "student score 25 x cosine instead of 10 x (scale sweep)"),
-    "scale_auto": (["student.scale=auto"], "student scale set from the mined pairs (mean |teacher margin| / mean "
-                   "|student margin|) instead of 10"),
-    "strong_teacher": (["experiment=strong_teacher"], "the issue's strongest CPU teacher recipe (1500 pseudo-queries, "
-                       "7 negatives, 192 tokens, lr 3e-5, one group per step), student scale auto"),
-    "strong_teacher_scale10": (["experiment=strong_teacher", "student.scale=10"],
+    "teacher_top": (["pairs=teacher_top", "rounds.count=1"],
+                    "pairs = the teacher's top 2 of the shortlist vs the rest instead of judged positives vs the "
+                    "shortlist"),
+    "scale25": (["student.scale=25", "rounds.count=1"], "student score 25 x cosine instead of 10 x (scale sweep)"),
+    "scale_auto": (["student.scale=auto", "rounds.count=1"],
+                   "student scale set from the mined pairs (mean |teacher margin| / mean |student margin|) instead "
+                   "of 10"),
+    "strong_teacher": (["experiment=strong_teacher", "rounds.count=1"],
+                       "the issue's strongest CPU teacher recipe (1500 pseudo-queries, 7 negatives, 192 tokens, lr "
+                       "3e-5, one group per step), student scale auto, one round"),
+    "strong_teacher_scale10": (["experiment=strong_teacher", "student.scale=10", "rounds.count=1"],
                                "strong_teacher with the default student scale 10"),
-    "strong_teacher_scale25": (["experiment=strong_teacher", "student.scale=25"], "strong_teacher, scale 25"),
-    "strong_teacher_scale40": (["experiment=strong_teacher", "student.scale=40"], "strong_teacher, scale 40"),
-    "strong_teacher_pairs8": (["experiment=strong_teacher", "pairs.pairs_per_query=8"],
+    "strong_teacher_scale25": (["experiment=strong_teacher", "student.scale=25", "rounds.count=1"],
+                               "strong_teacher, scale 25"),
+    "strong_teacher_scale40": (["experiment=strong_teacher", "student.scale=40", "rounds.count=1"],
+                               "strong_teacher, scale 40"),
+    "strong_teacher_pairs8": (["experiment=strong_teacher", "pairs.pairs_per_query=8", "rounds.count=1"],
                              "strong_teacher, 8 distillation pairs per query instead of 4"),
-    "strong_teacher_teacher_top": (["experiment=strong_teacher", "pairs=teacher_top"],
+    "strong_teacher_teacher_top": (["experiment=strong_teacher", "pairs=teacher_top", "rounds.count=1"],
                                   "strong_teacher, pairs = the teacher's top 2 of the shortlist vs the rest (labels "
                                   "only guard against false negatives) instead of judged positives vs the shortlist"),
-    "strong_teacher_pseudo1500": (["experiment=strong_teacher", "weak_supervision.distill_queries=1500"],
+    "strong_teacher_pseudo1500": (["experiment=strong_teacher", "weak_supervision.distill_queries=1500", "rounds.count=1"],
                                   "strong_teacher + 1,500 title pseudo-queries mined and distilled beside the 709 "
                                   "labelled ones (GPL-style domain adaptation of the student)"),
     "strong_teacher_teacher_top_pseudo1500": (["experiment=strong_teacher", "pairs=teacher_top",
                                                "weak_supervision.distill_queries=1500"],
                                               "strong_teacher_teacher_top + the 1,500 distillation pseudo-queries"),
     "strong_teacher_rounds2": (["experiment=strong_teacher", "rounds.count=2"],
-                              "strong_teacher + a second round re-mined with the round-1 student"),
-    "strong_teacher_hybrid_scale10": (["experiment=strong_teacher", "miner=hybrid", "student.scale=10"],
+                              "strong_teacher + a second round re-mined with the round-1 student (what experiment=strong_teacher "
+                              "means since rounds.count=2 became the default)"),
+    "strong_teacher_hybrid_scale10": (["experiment=strong_teacher", "miner=hybrid", "student.scale=10", "rounds.count=1"],
                                       "strong_teacher_scale10, mining on BM25 + zero-shot student (RRF) shortlists"),
 }
 SYSTEMS = {
@@ -80,9 +88,21 @@ def machine() -> dict:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    from crossdistill.common.precision import native_bf16
+
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    # Two CPUs both named "AMD EPYC" differ 2-3x here: whether bf16 is native decides training/inference precision.
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "gpu": gpu, "torch": torch.__version__, "python": platform.python_version()}
+            "gpu": gpu, "native_bf16": native_bf16(), "torch": torch.__version__, "python": platform.python_version()}
+
+
+def describe(m: dict) -> str:
+    hw = f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
+    if m.get("gpu"):
+        hw += f", GPU {m['gpu']}"
+    elif "native_bf16" in m:
+        hw += ", native bf16 (AVX512-BF16/AMX)" if m["native_bf16"] else ", no native bf16 (AVX2: fp32)"
+    return hw
 
 
 def run_variant(name: str, overrides: list[str], extra: list[str]) -> dict:
@@ -97,7 +117,7 @@ def run_variant(name: str, overrides: list[str], extra: list[str]) -> dict:
     res = json.loads((out / "results.json").read_text())
     keep = ("systems", "stages", "total_wall_s", "peak_rss_mb", "rounds", "teacher", "label_free", "best_epoch",
             "mining")
-    return {"command": " ".join(command), "run_dir": str(out.relative_to(ROOT)),
+    return {"command": " ".join(command), "run_dir": str(out.relative_to(ROOT)), "machine": machine(),
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "dev_best": res["dev"]["best"], "dev_init": res["dev"]["student_init"]["ndcg@10"],
             **{k: res.get(k) for k in keep}}
@@ -110,9 +130,9 @@ def _f(x, digits: int = 3) -> str:
 def render(bench: dict) -> str:
     """The Markdown tables: systems of the default run, per-stage cost, then one row per variant (ablation)."""
     v = bench["variants"]
-    m = bench["machine"]
-    hw = f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB" + (f", GPU {m['gpu']}" if m.get("gpu") else "")
-    md = [f"Machine: {hw}; torch {m['torch']}. SciFact test split (300 queries, 5,183 docs); one seed (13).", ""]
+    m = v.get("default", {}).get("machine") or bench["machine"]
+    md = [f"Machine: {describe(m)}; torch {m['torch']}. SciFact test split (300 queries, 5,183 docs); one seed (13).",
+          ""]
     if "default" in v:
         d = v["default"]
         md += [f"Systems, measured side by side in one run of `{d['command']}` "
@@ -149,6 +169,8 @@ def render(bench: dict) -> str:
                           f"{_f(rnd.get('student_agreement'))} | | |")
     md += ["", "Variants: " + "; ".join(f"**{n}**: {VARIANTS[n][1]}" for n in v if n in VARIANTS) + "."]
     md += [f"Note on **{n}**: {r['note']}." for n, r in v.items() if r.get("note")]
+    md += [f"Machine of **{n}**: {describe(r['machine'])}." for n, r in v.items()
+           if r.get("machine") and describe(r["machine"]) != describe(m)]
     md += ["Produced by `python scripts/benchmark_quality.py`; raw numbers in `benchmarks/quality.json`."]
     return "\n".join(md) + "\n"
 
