@@ -66,3 +66,27 @@ def test_rerank_head_keeps_reranked_top_then_first_stage_with_monotone_scores(tm
     assert [s for _, s in out["q"]] == [4.0, 3.0, 2.0, 1.0]
     write_trec_run(out, tmp_path / "r.trec", tag="x")
     assert [d for d, _ in read_trec_run(tmp_path / "r.trec")["q"]] == ["b", "a", "c", "d"]
+
+
+def test_tied_scores_become_ranks_so_trec_tools_see_the_list_order(tmp_path):
+    import ir_measures
+    from ir_measures import nDCG
+
+    from crossdistill.evaluation.metrics import evaluate
+    from crossdistill.evaluation.runs import ties_as_ranks
+
+    # RRF-style tie: the relevant "a" is listed first but ties with "z", which trec tools would put first (docid).
+    run = {"q1": [("a", 0.5), ("z", 0.5), ("m", 0.1)], "q2": [("b", 2.0), ("c", 1.0)]}
+    qrels = {"q1": {"a": 1}, "q2": {"c": 1}}
+    fixed = ties_as_ranks(run)
+    assert fixed["q1"] == [("a", 3.0), ("z", 2.0), ("m", 1.0)] and fixed["q2"] == run["q2"]   # untied: kept
+    trec_qrels = [ir_measures.Qrel(q, d, r) for q, docs in qrels.items() for d, r in docs.items()]
+
+    def tool_ndcg(r):
+        write_trec_run(r, tmp_path / "r.trec", "t")
+        return ir_measures.calc_aggregate([nDCG @ 10], trec_qrels, ir_measures.read_trec_run(str(tmp_path / "r.trec")))[
+            nDCG @ 10]
+
+    ours = evaluate(run, qrels, ["ndcg@10"])["ndcg@10"]
+    assert tool_ndcg(fixed) == pytest.approx(ours)
+    assert tool_ndcg(run) < ours - 0.1   # the raw tied scores measure another order

@@ -29,7 +29,7 @@ from crossdistill.evaluation.callback import DistillationEvalCallback
 from crossdistill.evaluation.evaluator import RetrievalEvaluator
 from crossdistill.evaluation.metrics import evaluate
 from crossdistill.evaluation.report import write_report
-from crossdistill.evaluation.runs import rerank, rerank_head, write_trec_run
+from crossdistill.evaluation.runs import rerank, rerank_head, ties_as_ranks, write_trec_run
 from crossdistill.export import export_student, export_teacher
 from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
 from crossdistill.mining.pairs import margin_scale, student_agreement
@@ -342,7 +342,7 @@ def run(cfg: DictConfig) -> float:
     for name, r in (("bm25", bm25_test), ("hybrid_zero_shot", hybrid_run), ("student_init", init["test"].run),
                     ("teacher_rerank", teacher_run), ("teacher_rerank_student", rerank_student),
                     ("student", final.run), ("hybrid_student", hybrid_student)):
-        write_trec_run(r, runs_dir / f"{name}.test.trec", tag=name)
+        write_trec_run(ties_as_ranks(r), runs_dir / f"{name}.test.trec", tag=name)
     results = {
         "dataset": data.dataset.name, "split": "test", "label_free": data.label_free, "queries": len(qrels_test), "docs": len(data.doc_ids),
         "systems": systems, "best_epoch": best_epoch, "optimized_metric": cfg.optimized_metric,
