@@ -30,6 +30,9 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "rounds1": (["rounds.count=1"], "one distillation round (the default until 2026-11-28)"),
     "rounds2": (["rounds.count=2"], "a second round re-mined with the student (hybrid shortlist); the default since "
                 "2026-11-28"),
+    "in_batch1": (["student.in_batch_weight=1"], "+ in-batch negatives cross-entropy beside margin-MSE (weight 1)"),
+    "in_batch5": (["student.in_batch_weight=5"], "+ in-batch negatives cross-entropy beside margin-MSE (weight 5)"),
+    "in_batch10": (["student.in_batch_weight=10"], "+ in-batch negatives cross-entropy beside margin-MSE (weight 10)"),
     "no_pseudo": (["teacher.pseudo_queries=0"], "- the teacher's 800 title pseudo-queries"),
     "miner_hybrid": (["miner=hybrid"], "mining shortlists: BM25 + zero-shot student (RRF) instead of BM25"),
     "ensemble_hybrid": (["ensemble=hybrid"], "margins from z(teacher)+z(BM25)+z(student) instead of the teacher"),
@@ -60,6 +63,8 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "strong_teacher_teacher_top_pseudo1500": (["experiment=strong_teacher", "pairs=teacher_top",
                                                "weak_supervision.distill_queries=1500"],
                                               "strong_teacher_teacher_top + the 1,500 distillation pseudo-queries"),
+    "strong_teacher_bf16": (["experiment=strong_teacher", "trainer.precision=bf16-mixed"],
+                           "strong_teacher (two rounds) with its teacher trained in bf16-mixed instead of fp32"),
     "strong_teacher_rounds2": (["experiment=strong_teacher", "rounds.count=2"],
                               "strong_teacher + a second round re-mined with the round-1 student (what experiment=strong_teacher "
                               "means since rounds.count=2 became the default)"),
