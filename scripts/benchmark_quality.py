@@ -30,9 +30,10 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "rounds1": (["rounds.count=1"], "one distillation round (the default until 2026-11-28)"),
     "rounds2": (["rounds.count=2"], "a second round re-mined with the student (hybrid shortlist); the default since "
                 "2026-11-28"),
-    "in_batch1": (["student.in_batch_weight=1"], "+ in-batch negatives cross-entropy beside margin-MSE (weight 1)"),
-    "in_batch5": (["student.in_batch_weight=5"], "+ in-batch negatives cross-entropy beside margin-MSE (weight 5)"),
-    "in_batch10": (["student.in_batch_weight=10"], "+ in-batch negatives cross-entropy beside margin-MSE (weight 10)"),
+    "in_batch0": (["student.in_batch_weight=0"], "margin-MSE alone, no in-batch negatives (the default until "
+                  "2026-11-28)"),
+    "in_batch1": (["student.in_batch_weight=1"], "in-batch negatives cross-entropy at weight 1 instead of 10"),
+    "in_batch5": (["student.in_batch_weight=5"], "in-batch negatives cross-entropy at weight 5 instead of 10"),
     "no_pseudo": (["teacher.pseudo_queries=0"], "- the teacher's 800 title pseudo-queries"),
     "miner_hybrid": (["miner=hybrid"], "mining shortlists: BM25 + zero-shot student (RRF) instead of BM25"),
     "ensemble_hybrid": (["ensemble=hybrid"], "margins from z(teacher)+z(BM25)+z(student) instead of the teacher"),
@@ -119,10 +120,15 @@ def run_variant(name: str, overrides: list[str], extra: list[str]) -> dict:
                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         raise SystemExit(f"variant {name} failed (exit {proc.returncode}); see {out / 'train.log'}")
+    return collect(out, command)
+
+
+def collect(out: Path, command: list[str]) -> dict:
+    """A finished run directory's benchmark entry."""
     res = json.loads((out / "results.json").read_text())
     keep = ("systems", "stages", "total_wall_s", "peak_rss_mb", "rounds", "teacher", "label_free", "best_epoch",
             "mining")
-    return {"command": " ".join(command), "run_dir": str(out.relative_to(ROOT)), "machine": machine(),
+    return {"command": " ".join(command), "run_dir": str(out.resolve().relative_to(ROOT)), "machine": machine(),
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "dev_best": res["dev"]["best"], "dev_init": res["dev"]["student_init"]["ndcg@10"],
             **{k: res.get(k) for k in keep}}

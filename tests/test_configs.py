@@ -80,9 +80,10 @@ def test_config_composes_and_instantiates(group, option, tiny_bert, tiny_beir, t
     assert type(obj).__name__ == node._target_.rsplit(".", 1)[1]
 
 
-def test_default_run_is_two_rounds_with_machine_dependent_training_precision(monkeypatch):
+def test_default_run_is_two_rounds_with_in_batch_negatives_and_machine_dependent_precision(monkeypatch):
     cfg = compose([])
     assert cfg.rounds.count == 2 and cfg.trainer.precision == "auto" and cfg.inference_precision == "auto"
+    assert cfg.student.in_batch_weight == 10   # measured: dev 0.602 -> 0.652, test 0.672 -> 0.711 over 0
     for native, expected in ((True, "bf16-mixed"), (False, "32-true")):
         monkeypatch.setattr(precision, "native_bf16", lambda native=native: native)
         cfg = compose([])
