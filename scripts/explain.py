@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from crossdistill.evaluation.report import explain, load_query_trace
+from crossdistill.evaluation.explain import explain, load_query_trace
 
 
 def main(argv: list[str] | None = None) -> int:

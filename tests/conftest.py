@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiny_models import _WORDS, save_tiny_bert  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "configs"
+CONFIGS = ROOT / "src" / "crossdistill" / "configs"
 
 
 @pytest.fixture(scope="session")
@@ -56,9 +56,9 @@ def tiny_overrides(tiny_bert: Path, tiny_beir: Path, out: Path, cache: Path) -> 
     """The real configs, pointed at tiny models and data: every stage runs, in seconds."""
     return [
         "data=beir", f"data.path={tiny_beir}", "data.dev_size=6",
-        f"teacher.model={tiny_bert}", "teacher.max_length=64", "teacher.negatives=2", "teacher.batch_size=4",
+        f"teacher.model={tiny_bert}", "teacher.max_length=64", "teacher_data.negatives=2", "teacher_data.batch_size=4",
         f"student.model={tiny_bert}", "student.max_doc_length=64", "student.eval_max_doc_length=64",
-        "student.batch_size=4", "student.epochs=2",
+        "student_data.batch_size=4", "student_data.epochs=2",
         "miner.depth=6", "evaluation.rerank_depth=5", "rounds.count=1", "evaluation.retrieval_depth=20",
         "evaluation.show_progress=false", "+trainer.enable_progress_bar=false",
         f"paths.root_dir={out}", f"paths.output_dir={out}", f"paths.cache_dir={cache}",

@@ -7,9 +7,11 @@ from hydra.utils import instantiate
 
 from conftest import CONFIGS, compose, tiny_overrides
 from crossdistill.common import precision
-from crossdistill.pipeline import resolve_precisions
+from crossdistill.common.instantiate import instantiate_group, stage_loggers
+from crossdistill.pipeline.context import resolve_precisions
 
-GROUPS = {p.name: sorted(f.stem for f in p.glob("*.yaml")) for p in CONFIGS.iterdir() if p.is_dir()}
+GROUPS = {p.name: sorted(f.stem for f in p.glob("*.yaml")) for p in CONFIGS.iterdir() if p.is_dir()
+          and any(p.glob("*.yaml"))}
 
 
 def test_required_config_groups_exist():
@@ -29,6 +31,8 @@ def test_config_composes_and_instantiates(group, option, tiny_bert, tiny_beir, t
     overrides.append(f"{group}={option}")
     if group == "data" and option == "beir":
         overrides.append(f"data.path={tiny_beir}")
+    if group == "miner" and option == "run_file":
+        overrides.append(f"miner.path={tmp_path / 'train.trec'}")
     cfg = compose(overrides)
     node = cfg if group == "experiment" else cfg[group]
     if group == "experiment" and option == "label_free":
@@ -40,38 +44,49 @@ def test_config_composes_and_instantiates(group, option, tiny_bert, tiny_beir, t
         return
     if group == "experiment" and option == "gpu_strong":
         cfg = compose(["experiment=gpu_strong"])   # the tiny overrides pin one round
-        assert cfg.rounds.count == 2 and cfg.trainer.accelerator == "gpu" and cfg.teacher.epochs == 2
+        assert cfg.rounds.count == 2 and cfg.trainer.accelerator == "gpu" and cfg.teacher_data.epochs == 2
+        assert cfg.teacher.model == "all-mpnet-base-v2" and cfg.teacher_data.negatives == 7   # teacher=mpnet's data
         assert cfg.miner._target_.endswith("HybridMiner")
         return
     if group == "experiment" and option == "strong_teacher":
         full, plain = compose(["experiment=strong_teacher"]), compose([])  # the tiny overrides would mask it
-        t = full.teacher
-        assert (t.negatives, t.batch_size, t.max_length, t.pseudo_queries, t.lr) == (7, 1, 192, 1500, 3e-5)
-        # Only the teacher, the student's score scale (its margins are larger) and the training precision (fp32:
-        # measured better for this recipe than bf16) differ from the default run.
+        t, td = full.teacher, full.teacher_data
+        assert (td.negatives, td.batch_size, t.max_length, td.pseudo_queries, t.lr) == (7, 1, 192, 1500, 3e-5)
+        # Only the teacher and its data, the student's score scale (its margins are larger) and the training
+        # precision (fp32: measured better for this recipe than bf16) differ from the default run.
         assert full.student.scale == "auto" and plain.student.scale == 10.0
         assert full.trainer.precision == "32-true" and plain.trainer.precision == "auto"
         full.student.scale, full.trainer.precision = plain.student.scale, plain.trainer.precision
-        assert {k: v for k, v in full.items() if k != "teacher"} == {k: v for k, v in plain.items() if k != "teacher"}
+        mine = ("teacher", "teacher_data")
+        assert {k: v for k, v in full.items() if k not in mine} == {k: v for k, v in plain.items() if k not in mine}
         instantiate(cfg.teacher)  # and the group still instantiates (tiny model)
         instantiate(cfg.student)
         return
     if group == "experiment":
         assert cfg.data.max_docs and cfg.cache.teacher is False
         return
-    if group == "logger" and "_target_" not in node:
-        return  # logger=none: no experiment logger
-    if group == "logger" and option == "wandb":
-        pytest.importorskip("wandb")
+    if group == "logger":
+        if option == "wandb":
+            pytest.importorskip("wandb")
+        loggers = stage_loggers(cfg, "teacher", "run")   # logger=none: no experiment logger
+        assert [type(lg).__name__ for lg in loggers] == [n._target_.rsplit(".", 1)[1] for n in node.values()]
+        if option == "csv":
+            assert loggers[0].log_dir == str(tmp_path / "csv" / "teacher")   # one CSV log per stage
+        return
+    if group == "callbacks":
+        teacher = instantiate_group(node.teacher, dirpath=str(tmp_path / "t"))
+        student = instantiate_group(node.student, dirpath=str(tmp_path / "s"), evaluator="the evaluator",
+                                    epoch_offset=3)
+        assert teacher[0].dirpath == str(tmp_path / "t") and teacher[0].monitor == "teacher/val_ndcg@10"
+        assert student[0].evaluator == "the evaluator" and student[0].epoch_offset == 3
+        assert student[1].monitor == cfg.optimized_metric
+        return
     if group == "trainer":
         resolve_precisions(cfg)   # as the pipeline does: 'auto' is ours, not Lightning's
         trainer = instantiate(cfg.trainer, accelerator="cpu", devices=1, strategy="auto", logger=False)
         assert isinstance(trainer, pl.Trainer)
         return
-    if group == "evaluation":
-        obj = instantiate(node, doc_ids=[], doc_texts=[], queries={}, qrels={}, bm25_runs={}, teacher=None,
-                          trace_dir=None)
-    elif group == "data":
+    if group == "data":
         obj = instantiate(node).load(tmp_path / "cache")
         assert obj.train_qids and obj.dev_qids and obj.qrels["test"]
         return
@@ -93,3 +108,14 @@ def test_default_run_is_two_rounds_with_in_batch_negatives_and_machine_dependent
     cfg = compose(["trainer.precision=32-true"])   # an explicit value is kept even where bf16 is native
     resolve_precisions(cfg)
     assert cfg.trainer.precision == "32-true" and cfg.inference_precision == "bf16-mixed"
+
+
+def test_eval_config_composes_with_the_shared_groups():
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = hydra_compose(config_name="eval", overrides=["data=beir", "data.path=/x", "reranker=/r"])
+    assert cfg.model == "all-MiniLM-L6-v2" and cfg.reranker == "/r" and cfg.split == "test"
+    settings = instantiate(cfg.evaluation)   # the same evaluation group as train.py, its lengths set in eval.yaml
+    assert (settings.max_doc_length, settings.max_query_length, settings.retrieval_depth) == (256, 64, 100)

@@ -9,7 +9,7 @@ import torch
 
 from conftest import compose, tiny_overrides
 from crossdistill.mining.scoring import predict_pair_scores
-from crossdistill.pipeline import run
+from crossdistill.pipeline.train import run
 from crossdistill.teacher.module import CrossEncoderTeacher
 
 DDP = ["trainer=ddp", "trainer.strategy=ddp_spawn", "trainer.accelerator=cpu", "trainer.devices=2"]
@@ -30,7 +30,7 @@ def test_distributed_teacher_scoring_matches_single_process(tiny_bert):
 
 
 def test_pipeline_runs_under_ddp_spawn(tiny_bert, tiny_beir, tmp_path):
-    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, tmp_path / "cache") + DDP + ["student.epochs=1"])
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, tmp_path / "cache") + DDP + ["student_data.epochs=1"])
     value = run(cfg)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["mining"]["reused"] is False and results["mining"]["pairs"] > 0

@@ -5,18 +5,19 @@ import pytest
 import torch
 
 import crossdistill.evaluation.evaluator as evaluator_module
-from crossdistill.evaluation.evaluator import RetrievalEvaluator
-from crossdistill.student.module import load_bi_encoder
-from crossdistill.teacher.module import load_cross_encoder
+from crossdistill.evaluation.evaluator import EvaluationSettings, RetrievalEvaluator
+from crossdistill.common.layout import RunLayout
+from crossdistill.models.bi_encoder import load_bi_encoder
+from crossdistill.models.cross_encoder import load_cross_encoder
 
 DOCS = {"d1": "cell gene expression", "d2": "quick brown fox", "d3": "gene therapy in mice"}
 QUERIES = {"q1": "gene", "q2": "fox"}
 
 
 def _evaluator(teacher, cache, scope="data-a"):
-    return RetrievalEvaluator(doc_ids=list(DOCS), doc_texts=list(DOCS.values()), queries=QUERIES,
-                              qrels={"test": {"q1": {"d1": 1}}}, bm25_runs={}, teacher=teacher, trace_dir=None,
-                              precision="32", show_progress=False, cache_dir=cache, cache_scope=scope)
+    return RetrievalEvaluator(EvaluationSettings(precision="32", show_progress=False), DOCS, QUERIES,
+                              {"test": {"q1": {"d1": 1}}}, {}, teacher=teacher,
+                              layout=RunLayout(cache / "run", cache=cache), cache_scope=scope)
 
 
 def test_teacher_scores_and_corpus_embeddings_are_reused_from_disk(tiny_bert, tmp_path, monkeypatch):

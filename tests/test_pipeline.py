@@ -11,7 +11,7 @@ import torch
 from conftest import ROOT, compose, tiny_overrides
 from crossdistill.evaluation.trace import TRACE_COLUMNS
 from crossdistill.mining.pairs import margin_scale
-from crossdistill.pipeline import run
+from crossdistill.pipeline.train import run
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_rerun_reuses_cached_teacher_and_artifact(finished_run, tiny_bert, tiny_
     artifact = next((cache / "mining").glob("*.parquet"))
     before = artifact.stat().st_mtime_ns
     cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, cache) + [
-        "student.epochs=1", "logger=wandb", "ensemble=hybrid", "student.scale=auto"])
+        "student_data.epochs=1", "logger=wandb", "ensemble=hybrid", "student.scale=auto"])
     run(cfg)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["teacher"].get("cached")
@@ -162,7 +162,7 @@ def test_export_script_turns_a_checkpoint_into_a_loadable_model(finished_run, tm
 
 
 def test_hybrid_miner_shortlists_carry_dense_and_bm25_origins(tiny_bert, tiny_beir, tmp_path):
-    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, tmp_path / "cache") + ["miner=hybrid", "student.epochs=1"])
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, tmp_path / "cache") + ["miner=hybrid", "student_data.epochs=1"])
     run(cfg)
     artifact = pd.read_parquet(tmp_path / "mining" / "artifact.parquet")
     assert {"dense", "both"} & set(artifact.origin)
@@ -173,7 +173,7 @@ def test_label_free_mode_trains_on_title_pseudo_queries(tiny_bert, tiny_beir, tm
     out = tmp_path / "run"
     cfg = compose(tiny_overrides(tiny_bert, tiny_beir, out, tmp_path / "cache") + [
         "data.train_labels=false", "weak_supervision.train_queries=20", "weak_supervision.dev_queries=6",
-        "weak_supervision.min_words=3", "student.epochs=1"])
+        "weak_supervision.min_words=3", "student_data.epochs=1"])
     run(cfg)
     results = json.loads((out / "results.json").read_text())
     assert results["label_free"] is True and results["queries"] == 8   # the real test split is what is reported
@@ -189,7 +189,7 @@ def test_label_free_mode_trains_on_title_pseudo_queries(tiny_bert, tiny_beir, tm
 def test_title_pseudo_queries_are_mined_and_distilled_beside_the_labelled_ones(tiny_bert, tiny_beir, tmp_path):
     out = tmp_path / "run"
     cfg = compose(tiny_overrides(tiny_bert, tiny_beir, out, tmp_path / "cache") + [
-        "weak_supervision.distill_queries=10", "weak_supervision.min_words=3", "student.epochs=1"])
+        "weak_supervision.distill_queries=10", "weak_supervision.min_words=3", "student_data.epochs=1"])
     run(cfg)
     results = json.loads((out / "results.json").read_text())
     pairs = pd.read_parquet(out / "mining" / "pairs.parquet")
@@ -206,7 +206,7 @@ def test_title_pseudo_queries_are_mined_and_distilled_beside_the_labelled_ones(t
 def test_rounds_remine_with_the_student_and_keep_the_best_by_dev(tiny_bert, tiny_beir, tmp_path):
     out = tmp_path / "run"
     cfg = compose(tiny_overrides(tiny_bert, tiny_beir, out, tmp_path / "cache") + [
-        "rounds.count=2", "rounds.miner.depth=6", "student.epochs=1"])
+        "rounds.count=2", "rounds.miner.depth=6", "student_data.epochs=1"])
     value = run(cfg)
     results = json.loads((out / "results.json").read_text())
     first, second = results["rounds"]
@@ -221,3 +221,28 @@ def test_rounds_remine_with_the_student_and_keep_the_best_by_dev(tiny_bert, tiny
     assert set(artifact.origin) & {"dense", "both"}   # the student's own shortlist entered round 2
     report = (out / "report" / "report.md").read_text()
     assert "Source: dev_epoch=*.metrics.json." in report   # the per-epoch section spans both rounds
+
+
+def test_a_trec_run_file_supplies_the_mining_shortlists(tiny_bert, tiny_beir, tmp_path):
+    run_file = tmp_path / "train.trec"   # a first stage of the user's own, deeper than the miner's depth (6)
+    run_file.write_text("".join(f"q{i} Q0 d{(i + j) % 60} {j} {10.0 - j} mine\n" for i in range(24)
+                                for j in range(1, 9)))
+    out = tmp_path / "run"
+    run(compose(tiny_overrides(tiny_bert, tiny_beir, out, tmp_path / "cache") + [
+        "miner=run_file", f"miner.path={run_file}", "miner.depth=6", "student_data.epochs=1"]))
+    artifact = pd.read_parquet(out / "mining" / "artifact.parquet")
+    shortlisted = artifact[artifact.origin == "run"]
+    assert set(artifact.origin) <= {"run", "qrels"} and len(shortlisted)
+    for qid, rows in shortlisted.groupby("qid"):
+        i = int(qid.removeprefix("q"))
+        assert rows.sort_values("first_stage_rank").docid.tolist() == [f"d{(i + j) % 60}" for j in range(1, 7)]
+
+
+def test_a_run_file_naming_unknown_documents_stops_mining(tiny_bert, tiny_beir, tmp_path):
+    from crossdistill.data.beir import DataError
+
+    run_file = tmp_path / "train.trec"
+    run_file.write_text("".join(f"q{i} Q0 nowhere 1 1.0 mine\n" for i in range(24)))
+    with pytest.raises(DataError, match="train.trec.*'nowhere', which is not in the corpus"):
+        run(compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path / "run", tmp_path / "cache") + [
+            "miner=run_file", f"miner.path={run_file}", "student_data.epochs=1"]))

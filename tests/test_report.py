@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from crossdistill.evaluation.report import explain, write_report
+from crossdistill.evaluation.explain import explain
+from crossdistill.evaluation.report import write_report
 from crossdistill.evaluation.trace import build_trace, write_trace
 from crossdistill.retrieval.fusion import Candidate
 

@@ -17,16 +17,3 @@ def results_table(results: dict) -> Table:
     if stages:
         table.caption = "  ".join(f"{s} {v['wall_s']:.0f}s/{v['peak_rss_mb']:.0f}MiB" for s, v in stages.items())
     return table
-
-
-def results_markdown(results: dict) -> str:
-    """The same table as Markdown, for READMEs and benchmark notes."""
-    lines = ["| system | " + " | ".join(COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]
-    for name, metrics in results["systems"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{metrics[c]:.3f}" if c in metrics else "" for c in COLUMNS) + " |")
-    stages = results.get("stages", {})
-    if stages:
-        lines += ["", "| stage | wall (s) | peak RSS (MiB) |", "|---|---:|---:|"]
-        lines += [f"| {s} | {v['wall_s']:.0f} | {v['peak_rss_mb']:.0f} |" for s, v in stages.items()]
-        lines.append(f"| **total** | **{results['total_wall_s']:.0f}** | **{results['peak_rss_mb']:.0f}** |")
-    return "\n".join(lines)

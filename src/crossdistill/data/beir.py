@@ -225,16 +225,11 @@ def _read_qrels(path: Path, hasher, queries: dict[str, str], doc_set: set[str]) 
     return qrels
 
 
-def load_beir(path: str | Path, splits: Sequence[str] | None = ("train", "test")) -> BeirDataset:
-    """Load and fully validate a BEIR folder.
-
-    ``splits`` lists the qrels splits to load; each must exist (the default included).
-    ``splits=None`` loads whatever ``qrels/*.tsv`` files exist (at least one).
-    Nothing is written anywhere.
-    """
-    root = Path(path)
+def _requested_splits(root: Path, splits: Sequence[str] | str | None) -> list[str]:
+    """The qrels splits to load, each checked to exist, with the folder's required files."""
     if not root.is_dir():
-        raise DataError(root, "dataset folder does not exist")
+        raise DataError(root, "is a file, not a BEIR dataset folder" if root.exists() else
+                        "dataset folder does not exist")
     corpus_path, queries_path, qrels_dir = root / "corpus.jsonl", root / "queries.jsonl", root / "qrels"
     for p in (corpus_path, queries_path):
         if not p.is_file():
@@ -249,7 +244,30 @@ def load_beir(path: str | Path, splits: Sequence[str] | None = ("train", "test")
     for split in splits:
         if not (qrels_dir / f"{split}.tsv").is_file():
             raise DataError(qrels_dir / f"{split}.tsv", f"qrels file for requested split {split!r} does not exist")
+    return splits
 
+
+def _read_corpus(path: Path, hasher) -> tuple[list[str], list[str], list[str]]:
+    docids, titles, texts = [], [], []
+    for _, _id, title, text in _read_jsonl(path, hasher, with_title=True):
+        docids.append(_id)
+        titles.append(title)
+        texts.append(text)
+    if not docids:
+        raise DataError(path, "no documents")
+    return docids, titles, texts
+
+
+def load_beir(path: str | Path, splits: Sequence[str] | None = ("train", "test")) -> BeirDataset:
+    """Load and fully validate a BEIR folder.
+
+    ``splits`` lists the qrels splits to load; each must exist (the default included).
+    ``splits=None`` loads whatever ``qrels/*.tsv`` files exist (at least one).
+    Nothing is written anywhere.
+    """
+    root = Path(path)
+    splits = _requested_splits(root, splits)
+    queries_path, qrels_dir = root / "queries.jsonl", root / "qrels"
     # Each file is hashed on its own and combined with its relative path in a fixed
     # order, so the cache key changes with any byte of any loaded file.
     fingerprint = hashlib.sha256()
@@ -257,15 +275,9 @@ def load_beir(path: str | Path, splits: Sequence[str] | None = ("train", "test")
     def record(p: Path, h) -> None:
         fingerprint.update(f"{p.relative_to(root).as_posix()}:{h.hexdigest()}\n".encode())
 
-    docids, titles, texts = [], [], []
     h = hashlib.sha256()
-    for _, _id, title, text in _read_jsonl(corpus_path, h, with_title=True):
-        docids.append(_id)
-        titles.append(title)
-        texts.append(text)
-    if not docids:
-        raise DataError(corpus_path, "no documents")
-    record(corpus_path, h)
+    docids, titles, texts = _read_corpus(root / "corpus.jsonl", h)
+    record(root / "corpus.jsonl", h)
 
     h = hashlib.sha256()
     queries = {_id: text for _, _id, _, text in _read_jsonl(queries_path, h, with_title=False)}

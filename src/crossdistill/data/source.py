@@ -7,8 +7,7 @@ from pathlib import Path
 from crossdistill.data.beir import BeirDataset, DataError, load_beir
 from crossdistill.data.embedded import scifact_path
 from crossdistill.data.splits import carve_dev
-
-Qrels = dict[str, dict[str, int]]
+from crossdistill.types import Qrels
 
 
 @dataclass
@@ -52,8 +51,9 @@ class BeirSource:
         self.max_docs, self.max_queries = max_docs, dict(max_queries) if max_queries else None
         self.train_labels = train_labels  # False withholds the train qrels: label-free mode on a labelled dataset
 
-    def load(self, cache_dir: str | Path) -> PreparedData:
-        folder = scifact_path(Path(cache_dir) / "data") if self.embedded else Path(self.path).expanduser()
+    def load(self, data_cache: str | Path) -> PreparedData:
+        """Load and validate; the embedded dataset is unpacked once into ``data_cache``."""
+        folder = scifact_path(data_cache) if self.embedded else Path(self.path).expanduser()
         ds = load_beir(folder, splits=None)
         if self.test_split not in ds.qrels:
             raise DataError(folder / "qrels" / f"{self.test_split}.tsv", "the test split's qrels file is missing")

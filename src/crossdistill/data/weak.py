@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 
-from crossdistill.data.source import PreparedData, Qrels
+from crossdistill.data.source import PreparedData
+from crossdistill.types import Qrels
 
 PREFIX = "pseudo-title:"
+
+
+def usable_title_rows(titles: Sequence[str], bodies: Sequence[str], min_words: int) -> list[int]:
+    """Rows of the documents whose title can be a query: at least ``min_words`` words, and a non-empty body."""
+    return [i for i, (t, b) in enumerate(zip(titles, bodies)) if len(t.split()) >= min_words and b.strip()]
 
 
 @dataclasses.dataclass
@@ -45,8 +51,9 @@ class TitlePseudoQueries:
     def _usable_titles(self, data: PreparedData, excluded: Collection[str]) -> list[tuple[str, str]]:
         """(docid, title) of documents outside ``excluded`` with a title of >= ``min_words`` words and a body."""
         corpus = data.dataset.corpus
-        return [(d, t.strip()) for d, t, b in zip(corpus["docid"], corpus["title"], corpus["text"])
-                if len(t.split()) >= self.min_words and b.strip() and d not in excluded]
+        docids, titles = list(corpus["docid"]), list(corpus["title"])
+        return [(docids[i], titles[i].strip()) for i in usable_title_rows(titles, corpus["text"], self.min_words)
+                if docids[i] not in excluded]
 
     def distillation_queries(self, data: PreparedData, exclude_docs: Collection[str] = ()) -> QuerySet | None:
         """``distill_queries`` title pseudo-queries to mine and distil beside the labelled train queries.

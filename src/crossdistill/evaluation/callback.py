@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 
+from crossdistill.common.layout import dev_epoch_name
 from crossdistill.evaluation.evaluator import RetrievalEvaluator
 
 
@@ -16,14 +17,12 @@ class DistillationEvalCallback(pl.Callback):
     def __init__(self, evaluator: RetrievalEvaluator, split: str = "dev", epoch_offset: int = 0):
         # epoch_offset: epochs of earlier distillation rounds, so each round's traces get their own names.
         self.evaluator, self.split, self.epoch_offset = evaluator, split, epoch_offset
-        self.history: list[dict[str, float]] = []
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         metrics = None
         if trainer.is_global_zero:
             epoch = self.epoch_offset + trainer.current_epoch
-            result = self.evaluator.evaluate(pl_module.encoder, self.split, f"{self.split}_epoch={epoch:03d}", epoch)
+            result = self.evaluator.evaluate(pl_module.encoder, self.split, dev_epoch_name(epoch, self.split), epoch)
             metrics = {f"{self.split}/{k}": float(v) for k, v in result.metrics.items()}
         metrics = trainer.strategy.broadcast(metrics, src=0)
-        self.history.append({"epoch": self.epoch_offset + trainer.current_epoch, **metrics})
         pl_module.log_dict(metrics, on_epoch=True, prog_bar=False, logger=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from crossdistill.common.layout import FINAL_TEST, RunLayout, dev_epoch_name
 from crossdistill.evaluation.metrics import ndcg_at_k
 
 
@@ -72,13 +73,13 @@ class Comparison:
 
 
 def _trace_path(run_dir: Path, split: str) -> Path:
+    layout = RunLayout(run_dir)
     if split == "test":
-        return run_dir / "traces" / "test_final.parquet"
-    results = run_dir / "results.json"
-    if not results.exists():
-        raise FileNotFoundError(f"{results}: missing; is {run_dir} a finished run directory?")
+        return layout.trace(FINAL_TEST)
+    if not layout.results.exists():
+        raise FileNotFoundError(f"{layout.results}: missing; is {run_dir} a finished run directory?")
     # The dev evaluation of the epoch the run kept: the one its reported student comes from.
-    return run_dir / "traces" / f"dev_epoch={json.loads(results.read_text())['best_epoch']:03d}.parquet"
+    return layout.trace(dev_epoch_name(json.loads(layout.results.read_text())["best_epoch"]))
 
 
 def compare_runs(run_a: Path, run_b: Path, splits: Sequence[str] = ("dev", "test"), k: int = 10,

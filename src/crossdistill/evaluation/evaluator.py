@@ -5,7 +5,6 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -13,61 +12,77 @@ from sentence_transformers import CrossEncoder, SentenceTransformer
 
 from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
 from crossdistill.common.io import atomic_path, write_parquet_atomic, write_text_atomic
+from crossdistill.common.layout import RunLayout
 from crossdistill.evaluation.metrics import evaluate
 from crossdistill.evaluation.runs import rerank
 from crossdistill.evaluation.taxonomy import classify_queries, lift_by_slice, taxonomy_counts
 from crossdistill.evaluation.trace import build_trace, write_trace
+from crossdistill.models.cross_encoder import predict_logits
 from crossdistill.retrieval.dense import encode, exact_search
-from crossdistill.retrieval.fusion import Run, Shortlists, reciprocal_rank_fusion, shortlist_from_run
-from crossdistill.teacher.inference import predict_logits
+from crossdistill.retrieval.fusion import reciprocal_rank_fusion, shortlist_from_run
+from crossdistill.types import Qrels, Run, Shortlists
 
 RETRIEVAL_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "ndcg@3", "p@3")
+HEADLINE = ("ndcg@10", "mrr@10", "recall@10", "recall@100")
+
+
+@dataclass
+class EvaluationSettings:
+    """The config group ``evaluation``: how deep the student retrieves (recall@100 needs 100), how many of its top
+    documents the teacher reranks (fused with BM25's when ``shortlist="hybrid"``), batch sizes, precision, the text
+    lengths the student encodes with, and the lift@k slices."""
+
+    retrieval_depth: int = 100
+    rerank_depth: int = 20
+    shortlist: str = "student"
+    batch_size: int = 64
+    teacher_batch_size: int = 64
+    precision: str = "bf16"
+    max_doc_length: int = 256
+    max_query_length: int = 64
+    lift_k: int = 3
+    slices: Mapping | None = None
+    show_progress: bool = True
+
+    def __post_init__(self):
+        if self.shortlist not in ("student", "hybrid"):
+            raise ValueError(f"evaluation.shortlist must be 'student' or 'hybrid', got {self.shortlist!r}")
+        self.precision = "bf16" if str(self.precision).startswith("bf16") else "32"
+        self.slices = {name: tuple(bins) for name, bins in (self.slices or {}).items()}  # lift_by_slice bins
 
 
 @dataclass
 class EvalResult:
     metrics: dict[str, float]
     run: Run
-    reranked: Run
+    reranked: Run | None   # None without a teacher
     trace: pd.DataFrame
 
 
 class RetrievalEvaluator:
     """Scores a student over the whole corpus, never only over a shortlist, and explains the result.
 
-    For each query: the student retrieves ``retrieval_depth`` docs from the full corpus (recall@100 needs 100);
-    its top ``rerank_depth`` (fused with BM25 when ``shortlist="hybrid"``) is reranked by the teacher, giving
-    lift@3 = nDCG@3(reranked) - nDCG@3(student) and P@3 before and after. Teacher logits are cached per
-    (qid, docid): the teacher is frozen during distillation, so each pair is scored once per run.
+    For each query: the student retrieves ``retrieval_depth`` docs from the full corpus; with a teacher, its top
+    ``rerank_depth`` is reranked, giving lift@3 = nDCG@3(reranked) - nDCG@3(student) and P@3 before and after.
+    ``docs`` is docid -> text in corpus order. Teacher logits are cached per (qid, docid) (the teacher is frozen
+    during distillation), and, with a ``layout`` that has a cache folder, on disk under ``cache_scope`` (the data's
+    identity) with the zero-shot corpus embeddings. Traces are written under ``layout`` when one is given.
     """
 
-    def __init__(self, doc_ids: Sequence[str], doc_texts: Sequence[str], queries: Mapping[str, str],
-                 qrels: Mapping[str, Mapping[str, Mapping[str, int]]], bm25_runs: Mapping[str, Run],
-                 teacher: CrossEncoder, trace_dir: Path | None, retrieval_depth: int = 100, rerank_depth: int = 20,
-                 shortlist: str = "student", batch_size: int = 64, teacher_batch_size: int = 64,
-                 precision: str = "bf16", max_doc_length: int = 256, max_query_length: int = 64,
-                 lift_k: int = 3, slices: Mapping | None = None, show_progress: bool = True,
-                 cache_dir: Path | None = None, cache_scope: str = ""):
-        if shortlist not in ("student", "hybrid"):
-            raise ValueError(f"evaluation.shortlist must be 'student' or 'hybrid', got {shortlist!r}")
-        self.doc_ids, self.doc_texts = list(doc_ids), list(doc_texts)
-        self.doc_text = dict(zip(self.doc_ids, self.doc_texts))
+    def __init__(self, settings: EvaluationSettings, docs: Mapping[str, str], queries: Mapping[str, str],
+                 qrels: Mapping[str, Qrels], bm25_runs: Mapping[str, Run], teacher: CrossEncoder | None = None,
+                 layout: RunLayout | None = None, cache_scope: str = ""):
+        self.settings = s = settings
+        self.doc_ids, self.doc_texts, self.doc_text = list(docs), list(docs.values()), docs
         self.queries, self.qrels, self.bm25_runs = queries, qrels, bm25_runs
-        self.teacher, self.trace_dir = teacher, trace_dir
-        self.retrieval_depth, self.rerank_depth, self.shortlist = retrieval_depth, rerank_depth, shortlist
-        self.batch_size, self.teacher_batch_size = batch_size, teacher_batch_size
-        self.precision = "bf16" if str(precision).startswith("bf16") else "32"
-        self.max_doc_length, self.max_query_length = max_doc_length, max_query_length
-        self.lift_k, self.show_progress = lift_k, show_progress
-        self.slices = {name: tuple(bins) for name, bins in (slices or {}).items()}  # lift_by_slice bins
+        self.teacher, self.layout = teacher, layout
+        self.retrieval_depth, self.rerank_depth, self.precision = s.retrieval_depth, s.rerank_depth, s.precision
         self.teacher_cache: dict[tuple[str, str], float] = {}
         self.init_runs: dict[str, Run] = {}
         self._corpus_cache: tuple[str, torch.Tensor] | None = None
-        # On-disk caches shared by runs (sweeps, benchmark variants): teacher logits and corpus embeddings are
-        # pure functions of the weights, the data (``cache_scope``), the lengths and the precision.
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.cache_dir = layout.evaluation_cache if layout is not None and layout.cache is not None else None
         self.cache_scope = cache_scope
-        self._scores_path: Path | None = None
+        self._scores_path = None
         if self.cache_dir is not None and teacher is not None:
             key = cache_key(teacher=state_dict_fingerprint(teacher), scope=cache_scope, precision=self.precision,
                             max_length=getattr(teacher, "max_length", None))
@@ -85,13 +100,13 @@ class RetrievalEvaluator:
             path = None
             if persist and self.cache_dir is not None:
                 name = cache_key(encoder=key, scope=self.cache_scope, precision=self.precision,
-                                 max_length=self.max_doc_length, docs=len(self.doc_ids))
+                                 max_length=self.settings.max_doc_length, docs=len(self.doc_ids))
                 path = self.cache_dir / "corpus_embeddings" / f"{name}.pt"
             if path is not None and path.exists():
                 emb = torch.load(path, map_location="cpu")
             else:
-                emb = encode(encoder, self.doc_texts, self.batch_size, self.precision, self.show_progress,
-                             self.max_doc_length)
+                emb = encode(encoder, self.doc_texts, self.settings.batch_size, self.precision,
+                             self.settings.show_progress, self.settings.max_doc_length)
                 if path is not None:
                     with atomic_path(path) as tmp:
                         torch.save(emb, tmp)
@@ -103,7 +118,8 @@ class RetrievalEvaluator:
 
     def encode_query_texts(self, encoder: SentenceTransformer, texts: Sequence[str]) -> torch.Tensor:
         """Queries the evaluator does not hold (mining's title pseudo-queries), encoded as evaluation encodes."""
-        return encode(encoder, list(texts), self.batch_size, self.precision, False, self.max_query_length)
+        return encode(encoder, list(texts), self.settings.batch_size, self.precision, False,
+                      self.settings.max_query_length)
 
     def retrieve(self, encoder: SentenceTransformer, qids: Sequence[str], corpus_emb: torch.Tensor) -> Run:
         return exact_search(self.encode_queries(encoder, qids), corpus_emb, list(qids), self.doc_ids,
@@ -113,7 +129,7 @@ class RetrievalEvaluator:
         todo = sorted({p for p in pairs if p not in self.teacher_cache})
         if todo:
             logits = predict_logits(self.teacher, [(self.queries[q], self.doc_text[d]) for q, d in todo],
-                                    self.teacher_batch_size, self.precision)
+                                    self.settings.teacher_batch_size, self.precision)
             self.teacher_cache.update(zip(todo, logits))
             if self._scores_path is not None:
                 qids, docids = zip(*self.teacher_cache)
@@ -123,7 +139,7 @@ class RetrievalEvaluator:
 
     def shortlists(self, split: str, run: Run) -> Shortlists:
         bm25 = self.bm25_runs.get(split, {})
-        if self.shortlist == "hybrid":
+        if self.settings.shortlist == "hybrid":
             return reciprocal_rank_fusion(bm25, run, self.rerank_depth)
         lists = shortlist_from_run(run, "dense", self.rerank_depth)
         in_bm25 = {q: {d for d, _ in hits[: self.rerank_depth]} for q, hits in bm25.items()}
@@ -133,35 +149,42 @@ class RetrievalEvaluator:
     def evaluate(self, encoder: SentenceTransformer, split: str, eval_name: str, epoch: int,
                  corpus_emb: torch.Tensor | None = None) -> EvalResult:
         qrels = self.qrels[split]
-        qids = sorted(qrels)
         if corpus_emb is None:
             corpus_emb = self.encode_corpus(encoder)
-        run = self.retrieve(encoder, qids, corpus_emb)
+        run = self.retrieve(encoder, sorted(qrels), corpus_emb)
         if epoch < 0:
             self.init_runs[split] = run
         lists = self.shortlists(split, run)
-        scores = self.teacher_scores([(q, c.docid) for q, cands in lists.items() for c in cands])
-        shortlist_run = {q: [(c.docid, c.score) for c in cands] for q, cands in lists.items()}
-        reranked = rerank(shortlist_run, scores, self.rerank_depth)
-
-        student = evaluate(run, qrels, RETRIEVAL_METRICS)
-        after = evaluate(reranked, qrels, ("ndcg@3", "p@3", "ndcg@10"))
-        k = self.lift_k
-        metrics = {m: student[m] for m in ("ndcg@10", "mrr@10", "recall@10", "recall@100")}
-        metrics |= {"p@3_student": student["p@3"], "p@3_reranked": after["p@3"],
-                    "ndcg@10_reranked": after["ndcg@10"], f"lift@{k}": after["ndcg@3"] - student["ndcg@3"]}
-
+        scores = reranked = None
+        if self.teacher is not None:
+            scores = self.teacher_scores([(q, c.docid) for q, cands in lists.items() for c in cands])
+            reranked = rerank({q: [(c.docid, c.score) for c in cands] for q, cands in lists.items()}, scores,
+                              self.rerank_depth)
         trace = build_trace(eval_name=eval_name, split=split, epoch=epoch, queries=self.queries, shortlists=lists,
                             teacher_scores=scores, qrels=qrels, student_run=run,
                             student_init_run=self.init_runs.get(split), bm25_run=self.bm25_runs.get(split))
-        metrics |= {f"taxonomy/{name}": v for name, v in taxonomy_counts(trace, k).items()}
-        slices = lift_by_slice(trace, k, **self.slices)
-        metrics |= {f"lift@{k}/{name}": v for name, v in slices.items() if ":n" not in name}
-        if self.trace_dir is not None:
-            write_trace(trace, Path(self.trace_dir) / f"{eval_name}.parquet")
-            # The taxonomy per query (failure class, nDCG@k before/after reranking, slice), beside the trace.
-            write_parquet_atomic(classify_queries(trace, k), Path(self.trace_dir) / "per_query" / f"{eval_name}.parquet")
-            # Metrics beside the trace: they survive DDP worker processes, unlike in-memory callback state.
-            write_text_atomic(json.dumps({"eval": eval_name, "split": split, "epoch": epoch, **metrics}, indent=1),
-                              Path(self.trace_dir) / f"{eval_name}.metrics.json")
+        metrics = self._metrics(run, reranked, qrels, trace)
+        if self.layout is not None:
+            self._write(eval_name, split, epoch, metrics, trace)
         return EvalResult(metrics=metrics, run=run, reranked=reranked, trace=trace)
+
+    def _metrics(self, run: Run, reranked: Run | None, qrels: Qrels, trace: pd.DataFrame) -> dict[str, float]:
+        student = evaluate(run, qrels, RETRIEVAL_METRICS)
+        metrics = {m: student[m] for m in HEADLINE}
+        if reranked is None:
+            return metrics
+        after, k = evaluate(reranked, qrels, ("ndcg@3", "p@3", "ndcg@10")), self.settings.lift_k
+        metrics |= {"p@3_student": student["p@3"], "p@3_reranked": after["p@3"],
+                    "ndcg@10_reranked": after["ndcg@10"], f"lift@{k}": after["ndcg@3"] - student["ndcg@3"]}
+        metrics |= {f"taxonomy/{name}": v for name, v in taxonomy_counts(trace, k).items()}
+        slices = lift_by_slice(trace, k, **self.settings.slices)
+        return metrics | {f"lift@{k}/{name}": v for name, v in slices.items() if ":n" not in name}
+
+    def _write(self, eval_name: str, split: str, epoch: int, metrics: dict, trace: pd.DataFrame) -> None:
+        layout = self.layout
+        write_trace(trace, layout.trace(eval_name))
+        if self.teacher is not None:  # the taxonomy per query (failure class, nDCG@k before/after reranking, slice)
+            write_parquet_atomic(classify_queries(trace, self.settings.lift_k), layout.per_query(eval_name))
+        # Metrics beside the trace: they survive DDP worker processes, unlike in-memory callback state.
+        write_text_atomic(json.dumps({"eval": eval_name, "split": split, "epoch": epoch, **metrics}, indent=1),
+                          layout.trace_metrics(eval_name))

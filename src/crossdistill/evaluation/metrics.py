@@ -27,8 +27,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Mapping, Sequence
 
-Run = dict[str, list[tuple[str, float]]]
-Qrels = dict[str, dict[str, int]]
+from crossdistill.types import Qrels, Run
 
 METRIC_NAMES = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "p@3", "ndcg@3")
 

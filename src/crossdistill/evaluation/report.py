@@ -1,4 +1,4 @@
-"""Human-readable views of a run: a Markdown report with plots, and a per-query explainer.
+"""A run's Markdown report with plots (one query's trace as a table is ``explain.py``).
 
 Everything is derived from files a run leaves behind (traces, the Lightning CSV log,
 results.json), so a report can be regenerated for any finished or interrupted run without
@@ -16,6 +16,8 @@ import pandas as pd
 from matplotlib.figure import Figure  # OO API: Agg canvas, no global pyplot state
 from matplotlib.ticker import MaxNLocator
 
+from crossdistill.common.layout import FINAL_TEST as FINAL_EVAL
+from crossdistill.common.layout import RunLayout
 from crossdistill.evaluation.taxonomy import (
     TAXONOMY_KEYS,
     classify_queries,
@@ -25,11 +27,9 @@ from crossdistill.evaluation.taxonomy import (
 )
 from crossdistill.evaluation.trace import read_traces
 
-FINAL_EVAL = "test_final"
-
 
 # ----------------------------------------------------------------------------- helpers
-def _fmt(v) -> str:
+def format_cell(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
         return "–"
     if isinstance(v, (float, np.floating)):
@@ -41,7 +41,7 @@ def _md_table(df: pd.DataFrame) -> str:
     """Minimal GitHub Markdown table (avoids an optional ``tabulate`` dependency)."""
     cols = [str(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    lines += ["| " + " | ".join(format_cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
 
 
@@ -54,9 +54,9 @@ def _final_eval(traces: dict) -> str:
     return FINAL_EVAL if FINAL_EVAL in traces else list(traces)[-1]
 
 
-def _json_epoch_metrics(trace_dir: Path) -> pd.DataFrame:
+def _json_epoch_metrics(layout: RunLayout) -> pd.DataFrame:
     """Per-epoch dev metrics from the ``dev_epoch=NNN.metrics.json`` files beside the traces."""
-    rows = [json.loads(p.read_text()) for p in sorted(trace_dir.glob("dev_epoch=*.metrics.json"))]
+    rows = layout.dev_epoch_metrics()
     return pd.DataFrame([{"epoch": r["epoch"], **{f"dev/{k}": v for k, v in r.items()
                                                   if k not in ("eval", "split", "epoch")}} for r in rows])
 
@@ -91,8 +91,8 @@ def _csv_epoch_metrics(path: Path) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- sections
-def _results_section(run_dir: Path) -> list[str]:
-    path = run_dir / "results.json"
+def _results_section(layout: RunLayout) -> list[str]:
+    path = layout.results
     if not path.exists():
         return []
     res = json.loads(path.read_text())
@@ -113,12 +113,12 @@ EPOCH_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "p@3_student", 
                  "lift@3")
 
 
-def _epochs_section(run_dir: Path, traces: dict[str, pd.DataFrame], out_dir: Path) -> list[str]:
-    csv = run_dir / "csv" / "student" / "metrics.csv"
+def _epochs_section(layout: RunLayout, traces: dict[str, pd.DataFrame], out_dir: Path) -> list[str]:
+    csv = layout.csv_metrics("student")
     per_epoch, source = (_csv_epoch_metrics(csv), "metrics.csv") if csv.exists() else (pd.DataFrame(), "")
-    if per_epoch.empty or list((run_dir / "csv").glob("student_round*")):
+    if per_epoch.empty or layout.has_later_rounds():
         # Every epoch of every round, as the evaluation callback wrote them (epochs numbered across rounds).
-        per_epoch, source = _json_epoch_metrics(run_dir / "traces"), "dev_epoch=*.metrics.json"
+        per_epoch, source = _json_epoch_metrics(layout), "dev_epoch=*.metrics.json"
     if per_epoch.empty:
         per_epoch, source = _trace_epoch_metrics(traces), "dev traces"
     if per_epoch.empty:
@@ -126,7 +126,7 @@ def _epochs_section(run_dir: Path, traces: dict[str, pd.DataFrame], out_dir: Pat
     # Taxonomy counts and per-slice lifts have their own sections; here only the headline metrics.
     main = [c for c in per_epoch.columns if c == "epoch" or c.removeprefix("dev/") in EPOCH_METRICS]
     per_epoch = per_epoch[main]
-    init = run_dir / "traces" / "dev_init.metrics.json"
+    init = layout.trace_metrics("dev_init")
     if init.exists() and (per_epoch["epoch"] >= 0).all():  # epoch -1: the zero-shot student, before distillation
         before = json.loads(init.read_text())
         row = {"epoch": -1, **{c: before.get(c.removeprefix("dev/")) for c in main if c != "epoch"}}
@@ -239,68 +239,18 @@ def _helped_hurt_section(traces: dict[str, pd.DataFrame], n: int = 10) -> list[s
 # ----------------------------------------------------------------------------- public API
 def write_report(run_dir: Path, out: Path | None = None) -> Path:
     """Write ``report.md`` (default ``run_dir/report/report.md``) with PNG plots beside it."""
-    run_dir = Path(run_dir)
-    traces = read_traces(run_dir)
+    layout = RunLayout(Path(run_dir))
+    traces = read_traces(layout.root)
     if not traces:
-        raise FileNotFoundError(f"no traces in {run_dir / 'traces'}; nothing to report")
-    out = Path(out) if out is not None else run_dir / "report" / "report.md"
+        raise FileNotFoundError(f"no traces in {layout.traces}; nothing to report")
+    out = Path(out) if out is not None else layout.report
     out.parent.mkdir(parents=True, exist_ok=True)
-    md = [f"# crossdistill report: `{run_dir.name}`", "", f"Evaluations: {', '.join(traces)}.", ""]
-    md += _results_section(run_dir)
-    md += _epochs_section(run_dir, traces, out.parent)
-    md += _taxonomy_section(traces, out.parent)
-    md += _slices_section(traces, out.parent)
+    md = [f"# crossdistill report: `{layout.root.name}`", "", f"Evaluations: {', '.join(traces)}.", ""]
+    md += _results_section(layout)
+    md += _epochs_section(layout, traces, out.parent)
+    if any(t["teacher_rank"].notna().any() for t in traces.values()):  # the failure taxonomy needs a reranker
+        md += _taxonomy_section(traces, out.parent)
+        md += _slices_section(traces, out.parent)
     md += _helped_hurt_section(traces)
     out.write_text("\n".join(md))
     return out
-
-
-def load_query_trace(run_dir: Path, qid: str, eval_name: str | None = None) -> tuple[str, pd.DataFrame]:
-    """(eval name, one query's trace rows); raises ``LookupError`` with a readable message."""
-    files = {f.stem: f for f in sorted(Path(run_dir, "traces").glob("*.parquet"))}  # read only one
-    if not files:
-        raise LookupError(f"no traces found in {Path(run_dir) / 'traces'}")
-    name = eval_name or _final_eval(files)
-    if name not in files:
-        raise LookupError(f"no trace named {name!r}; available: {', '.join(files)}")
-    t = pd.read_parquet(files[name])
-    rows = t[t["qid"] == str(qid)]
-    if rows.empty:
-        sample = ", ".join(map(str, t["qid"].unique()[:5]))
-        raise LookupError(f"query {qid!r} not in trace {name!r} ({t['qid'].nunique()} queries, e.g. {sample})")
-    return name, rows
-
-
-def explain(run_dir: Path, qid: str, eval_name: str | None = None, console=None) -> None:
-    """Print one query's trace as a Rich table, sorted by teacher rank, out-of-shortlist
-    relevant docs last; unknown qids / missing traces print a message instead of raising."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    try:
-        name, rows = load_query_trace(Path(run_dir), qid, eval_name)
-    except LookupError as e:
-        console.print(f"[bold red]error:[/] {e.args[0]}")
-        return
-    rows = rows.sort_values(["in_shortlist", "teacher_rank", "student_rank"],
-                            ascending=[False, True, True], na_position="last")
-    q = classify_queries(rows, 3).iloc[0]
-    table = Table(title=f"{name} · qid {qid}: {rows['query'].iloc[0]}",
-                  caption=(f"nDCG@3 student {_fmt(q['ndcg@3_student'])} → teacher {_fmt(q['ndcg@3_teacher'])} "
-                           f"(lift {_fmt(q['lift@3'])}); {int(q['n_relevant'])} relevant, "
-                           f"{int(q['missed_relevant'])} not shortlisted"))
-    cols = [("teacher", "teacher_rank"), ("docid", "docid"), ("origin", "origin"),
-            ("1st rank", "first_stage_rank"), ("1st score", "first_stage_score"), ("bm25", "bm25_rank"),
-            ("init rank", "student_init_rank"), ("init score", "student_init_score"),
-            ("student rank", "student_rank"), ("student score", "student_score"),
-            ("teacher score", "teacher_score"), ("label", "label")]
-    for header, _ in cols:
-        table.add_column(header, justify="left" if header in ("docid", "origin") else "right")
-    for r in rows.itertuples(index=False):
-        style = "bold green" if r.label > 0 else ("dim" if not r.in_shortlist else None)
-        cells = [_fmt(getattr(r, c)) for _, c in cols]
-        if not r.in_shortlist:
-            cells[0], cells[2] = "not shortlisted", "–"
-        table.add_row(*cells, style=style)
-    console.print(table)

@@ -6,13 +6,14 @@ Run = dict[qid, list[(docid, score)]], sorted by score descending, best first.
 from __future__ import annotations
 
 import heapq
-import os
-import tempfile
-from collections import defaultdict
 from pathlib import Path
 from typing import Mapping
 
-Run = dict[str, list[tuple[str, float]]]
+from crossdistill.common.io import atomic_path
+from crossdistill.retrieval.run_file import read_trec_run
+from crossdistill.types import Run
+
+__all__ = ["read_trec_run", "rerank", "rerank_head", "ties_as_ranks", "top_k", "write_trec_run"]
 
 
 def write_trec_run(run: Run, path: str | Path, tag: str) -> None:
@@ -24,25 +25,10 @@ def write_trec_run(run: Run, path: str | Path, tag: str) -> None:
     """
     if not tag or any(c.isspace() for c in tag):
         raise ValueError(f"run tag must be non-empty without whitespace, got {tag!r}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for qid, ranked in run.items():
-                f.writelines(
-                    f"{qid} Q0 {doc} {rank} {float(score)!r} {tag}\n"
-                    for rank, (doc, score) in enumerate(ranked, start=1)
-                )
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for qid, ranked in run.items():
+            f.writelines(f"{qid} Q0 {doc} {rank} {float(score)!r} {tag}\n"
+                         for rank, (doc, score) in enumerate(ranked, start=1))
 
 
 def ties_as_ranks(run: Run) -> Run:
@@ -60,21 +46,6 @@ def ties_as_ranks(run: Run) -> Run:
         else:
             out[qid] = [(d, float(len(ranked) - i)) for i, (d, _) in enumerate(ranked)]
     return out
-
-
-def read_trec_run(path: str | Path) -> Run:
-    """Read a TREC run; each query's list is sorted by score desc, ties by file rank."""
-    rows: dict[str, list[tuple[float, int, str]]] = defaultdict(list)
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 6:
-                raise ValueError(f"{path}:{lineno}: expected 6 fields, got {len(parts)}: {line!r}")
-            qid, _, doc, rank, score, _ = parts
-            rows[qid].append((-float(score), int(rank), doc))
-    return {qid: [(doc, -neg) for neg, _, doc in sorted(r)] for qid, r in rows.items()}
 
 
 def top_k(scores: Mapping[str, float], k: int) -> list[tuple[str, float]]:

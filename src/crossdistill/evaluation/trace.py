@@ -16,9 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from crossdistill.common.io import write_parquet_atomic
-from crossdistill.retrieval.fusion import Candidate
-
-Run = dict[str, list[tuple[str, float]]]  # qid -> [(docid, score)] best first
+from crossdistill.common.layout import RunLayout
+from crossdistill.types import Candidate, Run
 
 TRACE_COLUMNS: tuple[str, ...] = (
     "eval", "split", "epoch", "qid", "query", "docid", "in_shortlist", "origin",
@@ -58,7 +57,7 @@ def build_trace(
     epoch: int,
     queries: Mapping[str, str],
     shortlists: Mapping[str, list[Candidate]],
-    teacher_scores: Mapping[tuple[str, str], float],
+    teacher_scores: Mapping[tuple[str, str], float] | None,
     qrels: Mapping[str, Mapping[str, int]],
     student_run: Run,
     student_init_run: Run | None = None,
@@ -69,16 +68,18 @@ def build_trace(
     Rows cover every qid in ``shortlists``: its candidates in shortlist order, then each
     judged-relevant document missing from the shortlist (ordered by student rank) so users can
     see how far down it ended up. ``teacher_rank`` orders the shortlist by teacher score,
-    breaking ties by first-stage rank so the result is deterministic.
+    breaking ties by first-stage rank so the result is deterministic. Without a teacher
+    (``teacher_scores=None``) the teacher columns stay empty.
     """
     rows: list[dict] = []
+    scores = teacher_scores if teacher_scores is not None else {}
     for qid, shortlist in shortlists.items():
         student, init, bm25 = (_rank_index(r, qid) for r in (student_run, student_init_run, bm25_run))
         judged = qrels.get(qid, {})
-        missing = [c.docid for c in shortlist if (qid, c.docid) not in teacher_scores]
-        if missing:
+        missing = [c.docid for c in shortlist if (qid, c.docid) not in scores]
+        if missing and teacher_scores is not None:
             raise KeyError(f"no teacher score for query {qid!r}, docs {missing[:5]}")
-        by_teacher = sorted(shortlist, key=lambda c: (-teacher_scores[(qid, c.docid)], c.rank))
+        by_teacher = sorted(shortlist, key=lambda c: (-scores[(qid, c.docid)], c.rank)) if not missing else []
         teacher_rank = {c.docid: i for i, c in enumerate(by_teacher, start=1)}
 
         def row(docid: str, cand: Candidate | None) -> dict:
@@ -94,8 +95,8 @@ def build_trace(
                 "bm25_score": b[1] if b else _NAN,
                 "student_rank": s[0] if s else None, "student_score": s[1] if s else _NAN,
                 "student_init_rank": si[0] if si else None, "student_init_score": si[1] if si else _NAN,
-                "teacher_rank": teacher_rank[docid] if cand else None,
-                "teacher_score": float(teacher_scores[(qid, docid)]) if cand else _NAN,
+                "teacher_rank": teacher_rank.get(docid) if cand else None,
+                "teacher_score": float(scores[(qid, docid)]) if cand and teacher_rank else _NAN,
                 "label": int(judged.get(docid, 0)),
             }
 
@@ -116,5 +117,4 @@ def write_trace(df: pd.DataFrame, path: str | os.PathLike) -> None:
 
 def read_traces(run_dir: str | os.PathLike) -> dict[str, pd.DataFrame]:
     """All traces of a run, keyed by eval name (file stem) and sorted by it; empty if none."""
-    files = sorted(Path(run_dir, "traces").glob("*.parquet"))
-    return {f.stem: pd.read_parquet(f) for f in files}
+    return {name: pd.read_parquet(f) for name, f in RunLayout(Path(run_dir)).trace_files().items()}

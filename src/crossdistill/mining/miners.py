@@ -1,9 +1,14 @@
 """First-stage miners: which candidates each training query's shortlist holds, and why each one entered it."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 
-from crossdistill.retrieval.fusion import Run, Shortlists, reciprocal_rank_fusion, shortlist_from_run
+from crossdistill.retrieval.fusion import reciprocal_rank_fusion, shortlist_from_run
+from crossdistill.retrieval.run_file import read_trec_run, run_for_queries
+from crossdistill.types import Run, Shortlists
 
 
 @dataclass
@@ -41,3 +46,33 @@ class HybridMiner:
 
     def shortlists(self, bm25: Run, dense: Run) -> Shortlists:
         return reciprocal_rank_fusion(bm25, dense, self.depth, self.rrf_k)
+
+
+@dataclass
+class RunFileMiner:
+    """The user's own first stage: each query's top ``depth`` from a TREC run file (Pyserini BM25, SPLADE, ...).
+
+    The query set is the one the BM25 run every miner receives covers; a query the file lacks gets an empty
+    shortlist (its judged positives are still scored).
+    """
+
+    path: str
+    depth: int = 20
+    needs_dense = False
+    name = "run_file"
+
+    @cached_property
+    def run(self) -> Run:
+        return read_trec_run(self.path)
+
+    def cache_identity(self) -> dict:
+        """What the mined artifact's key records of this miner: the file's content, not just its name."""
+        return {"name": self.name, "depth": self.depth, "sha256": hashlib.sha256(Path(self.path).read_bytes()).hexdigest()}
+
+    def shortlists(self, bm25: Run, dense: Run | None = None) -> Shortlists:
+        return shortlist_from_run(run_for_queries(self.run, bm25), "run", self.depth)
+
+
+def miner_identity(miner) -> dict:
+    """The part of a mined artifact's cache key that names its miner."""
+    return miner.cache_identity() if hasattr(miner, "cache_identity") else {"name": miner.name, **vars(miner)}

@@ -16,8 +16,9 @@ import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
+from crossdistill.common.batching import longest_first
 from crossdistill.common.memory import ReleaseFreedMemory
-from crossdistill.retrieval.fusion import Shortlists
+from crossdistill.types import Shortlists
 
 
 class PairDataset(Dataset):
@@ -52,8 +53,7 @@ class RankFilesWriter(BasePredictionWriter):
 def predict_pair_scores(trainer: pl.Trainer, teacher: pl.LightningModule, queries: list[str], docs: list[str],
                         batch_size: int) -> list[float]:
     """Raw teacher logits for pairs (queries[i], docs[i]), in input order, using ``trainer``'s devices."""
-    # Longest documents first: batches of similar length waste little compute on padding.
-    order = sorted(range(len(docs)), key=lambda i: -len(docs[i]))
+    order = longest_first(docs)
     dataset = PairDataset([queries[i] for i in order], [docs[i] for i in order])
     with tempfile.TemporaryDirectory(prefix="crossdistill-predict-") as tmp:
         added = [RankFilesWriter(Path(tmp)), ReleaseFreedMemory()]

@@ -13,7 +13,7 @@ import bm25s
 import numpy as np
 from bm25s.tokenization import Tokenizer
 
-Run = dict[str, list[tuple[str, float]]]
+from crossdistill.types import Run
 
 # Below this many queries the thread pool costs more than it saves.
 _PARALLEL_MIN_QUERIES = 256

@@ -7,18 +7,18 @@ the student is encoded in the middle of training.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from crossdistill.common.batching import longest_first, to_device
+from crossdistill.common.precision import autocast
+from crossdistill.types import Run
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
-
-Run = dict[str, list[tuple[str, float]]]
 
 
 @torch.inference_mode()
@@ -43,12 +43,7 @@ def encode(
     was_training = model.training
     old_max_len = model.max_seq_length
     device = model.device
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-        if precision == "bf16"
-        else contextlib.nullcontext()
-    )
-    order = np.argsort([-len(t) for t in texts], kind="stable")
+    order = longest_first(texts)
     chunks: list[torch.Tensor] = []
     try:
         model.eval()
@@ -57,10 +52,8 @@ def encode(
         starts = range(0, len(texts), batch_size)
         for start in tqdm(starts, desc="Encoding", disable=not show_progress):
             batch = [texts[i] for i in order[start : start + batch_size]]
-            features = model.preprocess(batch)
-            # preprocess also returns non-tensor entries (e.g. "modality": "text").
-            features = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
-            with autocast:
+            features = to_device(model.preprocess(batch), device)
+            with autocast(precision, device):
                 emb = model(features)["sentence_embedding"]
             chunks.append(emb.float().cpu())
     finally:
@@ -72,7 +65,7 @@ def encode(
         return torch.empty(0, dim, dtype=torch.float32)
     sorted_emb = torch.cat(chunks)
     out = torch.empty_like(sorted_emb)
-    out[torch.from_numpy(order)] = sorted_emb
+    out[torch.tensor(order)] = sorted_emb
     return out
 
 

@@ -6,24 +6,9 @@ Each candidate remembers which first stage(s) proposed it and at what rank, so l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from crossdistill.types import Candidate, Run, Shortlists
 
-Run = dict[str, list[tuple[str, float]]]
-
-_ORIGINS = ("bm25", "dense")
-
-
-@dataclass(frozen=True)
-class Candidate:
-    docid: str
-    origin: str  # "bm25", "dense" or "both": which first stages proposed it
-    rank: int  # rank in the shortlist order, from 1
-    score: float  # first-stage score (the fused RRF score for hybrid)
-    bm25_rank: int | None  # rank in the bm25 run if present (within its depth)
-    dense_rank: int | None
-
-
-Shortlists = dict[str, list[Candidate]]
+_ORIGINS = ("bm25", "dense", "run")
 
 
 def _ranks(hits: list[tuple[str, float]]) -> dict[str, int]:

@@ -8,9 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pandas as pd
+import pytorch_lightning as pl
 import torch
+from torch.utils.data import DataLoader, Dataset
 
-from crossdistill.teacher.data import ListDataset
+from crossdistill.common.batching import ListDataset
 
 
 def pair_examples(pairs: pd.DataFrame, queries: Mapping[str, str], doc_text: Mapping[str, str]) -> ListDataset:
@@ -30,3 +32,20 @@ def collate_pairs(batch: list[dict]) -> dict:
         "owner": torch.tensor([i for i, item in enumerate(batch) for _ in item["docs_b"]], dtype=torch.long),
         "margins": torch.tensor([m for item in batch for m in item["margins"]], dtype=torch.float32),
     }
+
+
+class DistillationDataModule(pl.LightningDataModule):
+    """The mined distillation examples of one round, ``batch_size`` (query, better doc) groups per step, for
+    ``epochs`` passes. Constructed from the config group ``student_data``; each round binds its own examples."""
+
+    def __init__(self, batch_size: int = 4, epochs: int = 1):
+        super().__init__()
+        self.save_hyperparameters()
+        self.examples: Dataset | None = None
+
+    def bind(self, examples: Dataset) -> DistillationDataModule:
+        self.examples = examples
+        return self
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.examples, batch_size=self.hparams.batch_size, shuffle=True, collate_fn=collate_pairs)

@@ -5,32 +5,17 @@ from collections.abc import Sequence
 
 import pytorch_lightning as pl
 import torch
-from sentence_transformers import SentenceTransformer
-from sentence_transformers.sentence_transformer.modules import Normalize
 
+from crossdistill.common.batching import to_device
 from crossdistill.common.optim import adamw_with_warmup
-from crossdistill.models import resolve_model
+from crossdistill.models.bi_encoder import load_bi_encoder
 from crossdistill.student.losses import InBatchNegativesLoss, MarginMSELoss
-
-
-def load_bi_encoder(model: str, normalize: bool) -> SentenceTransformer:
-    """Load a SentenceTransformer and add or drop its Normalize module, so the saved model scores as trained."""
-    encoder = SentenceTransformer(resolve_model(model), device="cpu")
-    has_norm = isinstance(encoder[len(encoder) - 1], Normalize)
-    if normalize and not has_norm:
-        encoder.append(Normalize())
-    elif not normalize and has_norm:
-        del encoder[len(encoder) - 1]
-    # Mean pooling never reads BERT's pooler; frozen, it is no "unused parameter" for DDP's gradient sync.
-    pooler = getattr(encoder.transformers_model, "pooler", None)
-    if pooler is not None:
-        pooler.requires_grad_(False)
-    return encoder
 
 
 class BiEncoderStudent(pl.LightningModule):
     """Batches: ``{"queries": [B], "docs_a": [B], "docs_b": [N], "owner": LongTensor[N], "margins": FloatTensor[N]}``:
-    the i-th worse doc pairs with query and better doc ``owner[i]``; margins are teacher logit margins."""
+    the i-th worse doc pairs with query and better doc ``owner[i]``; margins are teacher logit margins. The batch
+    size and the epochs are the data side's (``DistillationDataModule``, config group student_data)."""
 
     def __init__(
         self,
@@ -43,8 +28,6 @@ class BiEncoderStudent(pl.LightningModule):
         lr: float = 2e-5,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
-        epochs: int = 1,
-        batch_size: int = 16,
         in_batch_weight: float = 0.0,
     ):
         super().__init__()
@@ -65,8 +48,7 @@ class BiEncoderStudent(pl.LightningModule):
 
     def embed(self, texts: Sequence[str], max_length: int) -> torch.Tensor:
         self.encoder.max_seq_length = max_length
-        features = self.encoder.preprocess(list(texts))
-        features = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in features.items()}
+        features = to_device(self.encoder.preprocess(list(texts)), self.device)
         return self.encoder(features)["sentence_embedding"]
 
     def training_step(self, batch, batch_idx):

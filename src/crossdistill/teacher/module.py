@@ -5,25 +5,17 @@ from collections.abc import Sequence
 
 import pytorch_lightning as pl
 import torch
-from sentence_transformers import CrossEncoder
 
+from crossdistill.common.batching import to_device
 from crossdistill.common.optim import adamw_with_warmup
 from crossdistill.evaluation.metrics import ndcg_at_k
-from crossdistill.models import resolve_model
+from crossdistill.models.cross_encoder import load_cross_encoder
 from crossdistill.teacher.losses import LOSSES
-
-
-def load_cross_encoder(model: str, max_length: int) -> CrossEncoder:
-    """A bi-encoder folder (e.g. all-MiniLM-L6-v2) gets a fresh one-logit head; a cross-encoder folder keeps its own.
-
-    The activation is the identity: distillation needs raw logits (their differences are the margins), never
-    sigmoid-squashed scores, and the saved config records it so ``CrossEncoder(path)`` predicts logits too.
-    """
-    return CrossEncoder(resolve_model(model), num_labels=1, max_length=max_length, activation_fn=torch.nn.Identity())
 
 
 class CrossEncoderTeacher(pl.LightningModule):
     """Trained on groups (query, judged positive, BM25 hard negatives); validated by reranking dev shortlists.
+    The groups, their sizes and the epochs are the data side's (``TeacherDataModule``, config group teacher_data).
 
     Batches: train ``{"queries": [B], "docs": [B][G]}`` with the positive first in each group; validation
     ``{"queries", "docs": [B][n_i], "docids": [B][n_i], "judgments": [B] dicts}``; predict
@@ -38,12 +30,6 @@ class CrossEncoderTeacher(pl.LightningModule):
         lr: float = 3e-5,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
-        epochs: int = 1,
-        batch_size: int = 4,
-        negatives: int = 3,
-        negative_depth: int = 30,
-        val_depth: int = 20,
-        pseudo_queries: int = 0,
         inference_batch_size: int = 64,
     ):
         super().__init__()
@@ -54,8 +40,7 @@ class CrossEncoderTeacher(pl.LightningModule):
         self.loss_fn = LOSSES[loss]
 
     def score(self, queries: Sequence[str], docs: Sequence[str]) -> torch.Tensor:
-        features = self.model.preprocess(list(zip(queries, docs)))
-        features = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in features.items()}
+        features = to_device(self.model.preprocess(list(zip(queries, docs))), self.device)
         return self.model(features)["scores"].squeeze(-1).float()
 
     def training_step(self, batch, batch_idx):

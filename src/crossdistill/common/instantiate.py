@@ -1,0 +1,35 @@
+"""Trainers, loggers and callbacks from their config groups, instantiated generically.
+
+A group holds named entries, each with a ``_target_`` (lightning-hydra-template's ``instantiators.py``). Keys an
+entry leaves ``null`` are the ones only a run can fill (a stage's checkpoint folder, the evaluator, the stage's
+name in a logger): they are filled from the keyword arguments of the same name, and only those.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+
+def instantiate_group(group: DictConfig | None, /, **runtime: Any) -> list[Any]:
+    """Every ``_target_`` entry of ``group``, its null keys filled from ``runtime``."""
+    objects = []
+    for node in (group or {}).values():
+        if isinstance(node, DictConfig) and "_target_" in node:
+            objects.append(instantiate(node, **{k: v for k, v in runtime.items() if k in node and node[k] is None}))
+    return objects
+
+
+def stage_loggers(cfg: DictConfig, stage: str, run_name: str) -> list[pl.loggers.Logger]:
+    """One logger run per stage: CSV files side by side (``version`` = the stage), or one wandb run per stage
+    (``name`` = run-stage) grouped by run folder (``group``)."""
+    return instantiate_group(cfg.get("logger"), version=stage, name=f"{run_name}-{stage}", group=run_name)
+
+
+def make_trainer(cfg: DictConfig, stage: str, root: Path, logged: bool = True, **overrides: Any) -> pl.Trainer:
+    """A Trainer from ``cfg.trainer`` for one stage; ``overrides`` (epochs, callbacks, precision) win."""
+    loggers = stage_loggers(cfg, stage, Path(root).name) if logged else []
+    return instantiate(cfg.trainer, logger=loggers or False, default_root_dir=str(root), **overrides)

@@ -1,0 +1,78 @@
+"""What the stages of one run share: the config, the run folder's layout, and every product an earlier stage made."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig
+from pytorch_lightning.utilities import rank_zero_only
+from rich.console import Console
+
+from crossdistill.common.layout import RunLayout
+from crossdistill.common.precision import resolve_precision
+from crossdistill.common.timing import StageRecorder
+
+console = Console()
+
+
+def resolve_precisions(cfg: DictConfig) -> None:
+    """'auto' training and inference precisions -> this machine's, before any cache key is computed from them (a
+    teacher trained in bf16 is not the one trained in fp32)."""
+    cfg.inference_precision = resolve_precision(cfg.inference_precision)
+    if "trainer" in cfg:
+        cfg.trainer.precision = resolve_precision(cfg.trainer.get("precision", "32-true"))
+        console.log(f"precision: training {cfg.trainer.precision}, inference {cfg.inference_precision}")
+
+
+@dataclass
+class BestStudent:
+    """The best student so far across rounds, chosen by dev only (a round that does not help is discarded)."""
+
+    dev: float = float("-inf")
+    epoch: int = -1
+    state: dict | None = None
+
+
+@dataclass
+class RunContext:
+    """Filled stage by stage: each stage names the fields it needs and the ones it provides."""
+
+    cfg: DictConfig
+    layout: RunLayout
+    recorder: StageRecorder
+    console: Console = console
+    data: Any = None                    # PreparedData
+    bm25: Any = None                    # BM25Retriever over the corpus
+    bm25_runs: dict | None = None       # split -> BM25 run
+    teacher_data: Any = None            # TeacherDataModule (also names the teacher's title-query documents)
+    teacher: Any = None                 # CrossEncoderTeacher
+    teacher_info: dict | None = None
+    student: Any = None                 # BiEncoderStudent
+    evaluator: Any = None               # RetrievalEvaluator
+    init: dict | None = None            # split -> EvalResult of the zero-shot student
+    corpus_emb: Any = None              # the mining student's corpus embeddings
+    teacher_run: dict | None = None     # the teacher reranking BM25's test top-k
+    query_sets: dict | None = None      # name -> (QuerySet, BM25 run): what each round mines
+    mined: dict | None = None           # this round's pairs, examples and record
+    rounds: list[dict] = field(default_factory=list)
+    best: BestStudent = field(default_factory=BestStudent)
+    epochs_done: int = 0                # distillation epochs of earlier rounds
+    final: Any = None                   # EvalResult of the kept student on test
+    results: dict | None = None         # what results.json holds (eval.py returns its systems)
+
+    @classmethod
+    def start(cls, cfg: DictConfig) -> RunContext:
+        """Checks that need no data, the seed, the machine's precisions and the run folder."""
+        if int(cfg.get("rounds", {}).get("count", 1)) < 1:  # before any expensive stage
+            raise ValueError(f"rounds.count must be >= 1, got {cfg.rounds.count}")
+        layout = RunLayout(Path(cfg.paths.output_dir), Path(cfg.paths.cache_dir))
+        layout.root.mkdir(parents=True, exist_ok=True)
+        pl.seed_everything(cfg.seed, workers=True)
+        resolve_precisions(cfg)
+        return cls(cfg=cfg, layout=layout, recorder=StageRecorder(console))
+
+    @property
+    def is_global_zero(self) -> bool:
+        return rank_zero_only.rank == 0

@@ -1,0 +1,109 @@
+"""Evaluation only (eval.py): an existing bi-encoder over the whole corpus of any BEIR folder, optionally with a
+cross-encoder reranking the shortlists (lift@3, the score trace's teacher columns) and a user's TREC run as a
+further first stage. Writes results.json, TREC runs, the trace and the report, like a training run."""
+from __future__ import annotations
+
+import json
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from sentence_transformers import SentenceTransformer
+
+from crossdistill.common.fingerprint import cache_key
+from crossdistill.common.io import write_text_atomic
+from crossdistill.common.layout import FINAL_TEST
+from crossdistill.console import results_table
+from crossdistill.data.beir import DataError
+from crossdistill.evaluation.evaluator import HEADLINE, RetrievalEvaluator
+from crossdistill.evaluation.metrics import evaluate
+from crossdistill.evaluation.report import write_report
+from crossdistill.evaluation.runs import rerank, rerank_head, ties_as_ranks, write_trec_run
+from crossdistill.models import resolve_model
+from crossdistill.models.cross_encoder import load_cross_encoder
+from crossdistill.pipeline.context import RunContext
+from crossdistill.pipeline.stages.base import Stage
+from crossdistill.pipeline.stages.data import IndexBM25, PrepareData
+from crossdistill.pipeline.stages.outputs import hybrid
+from crossdistill.pipeline.train import run_stages
+from crossdistill.retrieval.run_file import read_trec_run, run_for_queries
+
+
+def device(cfg: DictConfig) -> str:
+    return ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else str(cfg.device)
+
+
+class LoadModels(Stage):
+    """The bi-encoder as it is (its own pooling and normalisation), and the optional cross-encoder reranker."""
+
+    name, needs, provides = "models", ("data", "bm25_runs"), ("student", "evaluator")
+
+    def compute(self, ctx: RunContext, key: str | None) -> None:
+        cfg, data = ctx.cfg, ctx.data
+        ctx.student = SentenceTransformer(resolve_model(cfg.model), device=device(cfg))
+        ctx.teacher = load_cross_encoder(cfg.reranker, cfg.reranker_max_length).to(device(cfg)) \
+            if cfg.reranker else None
+        queries = data.dataset.queries
+        ctx.evaluator = RetrievalEvaluator(instantiate(cfg.evaluation), data.doc_text, queries, data.qrels,
+                                           ctx.bm25_runs, teacher=ctx.teacher, layout=ctx.layout,
+                                           cache_scope=cache_key(data=data.fingerprint, queries=sorted(queries.items())))
+
+
+class EvaluateModel(Stage):
+    name, needs, provides = "evaluate", ("student", "evaluator"), ("final",)
+
+    def compute(self, ctx: RunContext, key: str | None) -> None:
+        ctx.final = ctx.evaluator.evaluate(ctx.student, ctx.cfg.split, FINAL_TEST, 0)
+
+
+def first_stages(ctx: RunContext) -> dict:
+    """The split's first-stage runs: BM25, the model, their RRF, and the user's run file when given."""
+    cfg, split = ctx.cfg, ctx.cfg.split
+    qids = sorted(ctx.data.qrels[split])
+    runs = {"bm25": ctx.bm25_runs[split], "model": ctx.final.run,
+            "hybrid": hybrid(ctx.bm25_runs[split], ctx.final.run, ctx.evaluator.retrieval_depth)}
+    if cfg.run_file:
+        user = read_trec_run(cfg.run_file)
+        if not set(user) & set(qids):
+            raise DataError(cfg.run_file, f"covers none of the {len(qids)} {split} queries")
+        runs["run_file"] = run_for_queries(user, qids)
+    return runs
+
+
+class EvaluationReport(Stage):
+    """Every first stage (and, with a reranker, each reranked) side by side: results.json, TREC runs, report."""
+
+    name, needs = "report", ("final",)
+
+    def compute(self, ctx: RunContext, key: str | None) -> None:
+        cfg, layout, qrels, k = ctx.cfg, ctx.layout, ctx.data.qrels[ctx.cfg.split], ctx.evaluator.rerank_depth
+        runs = first_stages(ctx)
+        if ctx.teacher is not None:
+            for name in list(runs):
+                run = runs[name]
+                reranked = ctx.final.reranked if name == "model" else rerank(
+                    run, ctx.evaluator.teacher_scores([(q, d) for q, hits in run.items() for d, _ in hits[:k]]), k)
+                runs[f"rerank_{name}"] = rerank_head(run, reranked, k)
+        systems = {name: evaluate(run, qrels, HEADLINE) for name, run in runs.items()}
+        systems["model"] = dict(ctx.final.metrics) if ctx.teacher is None else {
+            m: ctx.final.metrics[m] for m in (*HEADLINE, "lift@3")}
+        for name, run in runs.items():
+            write_trec_run(ties_as_ranks(run), layout.trec_run(name, cfg.split), tag=name)
+        results = {"dataset": ctx.data.dataset.name, "split": cfg.split, "queries": len(qrels),
+                   "docs": len(ctx.data.doc_ids), "model": cfg.model, "reranker": cfg.reranker,
+                   "run_file": cfg.run_file, "systems": systems, "test_final": ctx.final.metrics,
+                   "stages": ctx.recorder.stages, "config": OmegaConf.to_container(cfg, resolve=True)}
+        write_text_atomic(json.dumps(results, indent=2, default=float), layout.results)
+        write_report(layout.root)
+        ctx.console.print(results_table(results))
+        ctx.console.print(f"run directory: {layout.root}")
+        ctx.results = results
+
+
+def run(cfg: DictConfig) -> dict:
+    """Evaluate ``cfg.model`` on ``cfg.split``; returns the systems' metrics (also in results.json)."""
+    if cfg.split not in ("test", "dev", "train"):
+        raise ValueError(f"split must be test, dev or train, got {cfg.split!r}")
+    ctx = run_stages(RunContext.start(cfg), [PrepareData(), IndexBM25(), LoadModels(), EvaluateModel(),
+                                             EvaluationReport()])
+    return ctx.results["systems"]

@@ -1,0 +1,43 @@
+"""The data a run reads, and the BM25 first stage over it."""
+from __future__ import annotations
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from crossdistill.pipeline.context import RunContext
+from crossdistill.pipeline.stages.base import Stage
+
+
+def bm25_depth(cfg: DictConfig) -> int:
+    """How deep BM25 runs: deep enough for the teacher's negatives, the miner's shortlists and evaluation."""
+    return max(cfg.evaluation.retrieval_depth, cfg.get("miner", {}).get("depth", 0),
+               cfg.get("teacher_data", {}).get("negative_depth", 0))
+
+
+class PrepareData(Stage):
+    """The BEIR folder (or the embedded SciFact) loaded and validated, dev carved from train; with no train qrels
+    (or ``data.train_labels=false``), title pseudo-queries take their place (label-free mode)."""
+
+    name, provides = "data", ("data",)
+
+    def compute(self, ctx: RunContext, key: str | None) -> None:
+        data = instantiate(ctx.cfg.data).load(ctx.layout.data_cache)
+        ctx.console.log(f"{data.dataset.name}: {len(data.doc_ids)} docs; {len(data.train_qids)} train / "
+                        f"{len(data.dev_qids)} dev / {len(data.qrels['test'])} test queries")
+        if not data.train_qids and "weak_supervision" in ctx.cfg:
+            data = instantiate(ctx.cfg.weak_supervision).apply(data)
+            ctx.console.log(f"label-free mode (no train qrels): {len(data.train_qids)} train / "
+                            f"{len(data.dev_qids)} dev title pseudo-queries; documents are shown to training "
+                            "without their titles")
+        ctx.data = data
+
+
+class IndexBM25(Stage):
+    name, needs, provides = "bm25", ("data",), ("bm25", "bm25_runs")
+
+    def compute(self, ctx: RunContext, key: str | None) -> None:
+        data, queries = ctx.data, ctx.data.dataset.queries
+        ctx.bm25 = instantiate(ctx.cfg.bm25).index(data.doc_ids, data.doc_texts)
+        depth = bm25_depth(ctx.cfg)
+        ctx.bm25_runs = {split: ctx.bm25.search({q: queries[q] for q in data.qrels[split]}, depth)
+                         for split in ("train", "dev", "test")}

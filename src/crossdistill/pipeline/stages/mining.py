@@ -1,0 +1,128 @@
+"""Mining: each round's shortlists for every query set, scored by the teacher (a content-keyed artifact per query
+set, reused when its key matches), combined into teacher scores and turned into distillation pairs."""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from hydra.utils import instantiate
+from torch.utils.data import ConcatDataset
+
+from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
+from crossdistill.common.instantiate import make_trainer
+from crossdistill.common.io import write_parquet_atomic
+from crossdistill.common.layout import round_suffix
+from crossdistill.data.beir import DataError
+from crossdistill.data.weak import QuerySet
+from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
+from crossdistill.mining.miners import miner_identity
+from crossdistill.mining.pairs import margin_scale, student_agreement
+from crossdistill.mining.scoring import score_shortlists
+from crossdistill.pipeline.context import RunContext
+from crossdistill.pipeline.stages.base import Stage
+from crossdistill.pipeline.stages.data import bm25_depth
+from crossdistill.retrieval.dense import exact_search
+from crossdistill.student.data import pair_examples
+
+
+def distillation_query_sets(ctx: RunContext) -> dict:
+    """The labelled train queries, plus title pseudo-queries when ``weak_supervision.distill_queries`` asks (never
+    from the documents whose titles the teacher learned as queries)."""
+    data, cfg = ctx.data, ctx.cfg
+    sets = {"train": (QuerySet({q: data.dataset.queries[q] for q in data.train_qids}, data.qrels["train"],
+                               data.train_doc_text), ctx.bm25_runs["train"])}
+    pseudo = instantiate(cfg.weak_supervision).distillation_queries(data, exclude_docs=ctx.teacher_data.title_docs())
+    if pseudo is not None:
+        sets["pseudo"] = (pseudo, ctx.bm25.search(pseudo.queries, bm25_depth(cfg)))
+        ctx.console.log(f"distillation: {len(pseudo.queries)} title pseudo-queries beside {len(data.train_qids)} "
+                        "labelled ones (none from dev/test-judged documents or the teacher's title queries)")
+    return sets
+
+
+def check_shortlists(shortlists, doc_index, miner) -> None:
+    for qid, cands in shortlists.items():
+        unknown = next((c.docid for c in cands if c.docid not in doc_index), None)
+        if unknown is not None:
+            raise DataError(getattr(miner, "path", miner.name),
+                            f"the shortlist of query {qid!r} names document {unknown!r}, which is not in the corpus")
+
+
+def mine_query_set(ctx: RunContext, name: str, query_set: QuerySet, bm25_run, miner) -> dict:
+    """One query set's shortlists, scored by the teacher (a cached artifact): {"scored": frame, "info": ...}."""
+    cfg, data, teacher, student, evaluator = ctx.cfg, ctx.data, ctx.teacher, ctx.student, ctx.evaluator
+    qids = list(query_set.queries)
+    # Encoded once per round: for dense shortlists and the student cosine of every mined pair.
+    q_emb = evaluator.encode_query_texts(student.encoder, [query_set.queries[q] for q in qids])
+    dense = exact_search(q_emb, ctx.corpus_emb, qids, data.doc_ids, evaluator.retrieval_depth) \
+        if miner.needs_dense else None
+    shortlists = miner.shortlists(bm25_run, dense)
+    check_shortlists(shortlists, data.dataset.doc_index, miner)
+    key = cache_key(teacher=state_dict_fingerprint(teacher), data=data.fingerprint, qids=qids,
+                    miner=miner_identity(miner), student=state_dict_fingerprint(student),
+                    max_length=teacher.hparams.max_length, precision=cfg.inference_precision,
+                    schema=ARTIFACT_COLUMNS,
+                    # The labelled set's key predates query sets: left as it was, its cached artifacts stay valid.
+                    **({} if name == "train" else {"query_set": name}))
+    path = ctx.layout.cached_artifact(key)
+    predictor = make_trainer(cfg, "mining", ctx.layout.root, logged=False, precision=cfg.inference_precision,
+                             callbacks=[], max_epochs=1)
+
+    def score():
+        df = score_shortlists(predictor, teacher, shortlists, query_set.queries, query_set.doc_text,
+                              query_set.qrels, teacher.hparams.inference_batch_size)
+        # The other signals a teacher ensemble may mix in: BM25 and the current student, for every pair.
+        df["bm25_score"] = ctx.bm25.score_pairs(query_set.queries, list(zip(df.qid, df.docid)))
+        by_qid, rows = dict(zip(qids, q_emb)), [data.dataset.doc_index[d] for d in df.docid]
+        df["dense_score"] = (torch.stack([by_qid[q] for q in df.qid]) * ctx.corpus_emb[rows]).sum(-1).numpy()
+        return df
+
+    artifact, reused = load_or_build(path, score)
+    ctx.console.log(f"mining ({name} queries): {len(artifact)} scored pairs "
+                    f"({'reused: its key matched' if reused else 'new'}) -> {path}")
+    return {"scored": artifact.to_pandas(), "info": {"artifact": str(path), "reused": reused,
+                                                     "shortlisted": len(artifact), "queries": len(qids)}}
+
+
+class MineRound(Stage):
+    """Round 1 mines with ``miner``; each later round re-mines with the best student so far (its own mistakes
+    become the negatives), scores the new shortlists with the same teacher, and builds the round's pairs."""
+
+    needs, provides = ("data", "teacher", "teacher_data", "student", "evaluator", "corpus_emb"), ("mined",)
+
+    def __init__(self, round_: int):
+        self.round, self.name = round_, f"mining{round_suffix(round_)}"
+
+    def compute(self, ctx: RunContext, key: str | None) -> None:
+        cfg, student = ctx.cfg, ctx.student
+        if self.round > 1:
+            student.load_state_dict(ctx.best.state)
+            ctx.corpus_emb = ctx.evaluator.encode_corpus(student.encoder, persist=True)
+        if ctx.query_sets is None:
+            ctx.query_sets = distillation_query_sets(ctx)
+        miner = instantiate(cfg.miner if self.round == 1 else cfg.rounds.miner)
+        ensemble, strategy = instantiate(cfg.ensemble), instantiate(cfg.pairs)
+        scored, pairs, examples, info = [], [], [], {}
+        for name, (query_set, bm25_run) in ctx.query_sets.items():
+            mined = mine_query_set(ctx, name, query_set, bm25_run, miner)
+            frame = mined["scored"]
+            frame["teacher_score"] = ensemble.combine(frame)
+            set_pairs = strategy.build(frame)
+            scored.append(frame)
+            pairs.append(set_pairs)
+            examples.append(pair_examples(set_pairs, query_set.queries, query_set.doc_text))
+            # The labelled set keeps the record's top-level keys; others are recorded under their own name.
+            if name == "train":
+                info.update(mined["info"])
+            else:
+                info[name] = {**mined["info"], "pairs": len(set_pairs)}
+        scored, pairs = pd.concat(scored, ignore_index=True), pd.concat(pairs, ignore_index=True)
+        if ctx.is_global_zero:
+            write_parquet_atomic(scored, ctx.layout.mining(self.round) / "artifact.parquet")
+            write_parquet_atomic(pairs, ctx.layout.mining(self.round) / "pairs.parquet")
+        # How much is left to teach: pairs the student already orders as the teacher does teach it little.
+        agreement, ratio = student_agreement(scored, pairs), margin_scale(scored, pairs)
+        ctx.console.log(f"pairs{round_suffix(self.round)}: {len(pairs)} (query, better, worse, margin) rows, mean "
+                        f"|margin| {pairs.margin.abs().mean():.2f} ({ratio:.1f} x the student's); the student "
+                        f"already agrees with the teacher on {agreement:.1%}")
+        info.update({"pairs": len(pairs), "miner": miner.name, "shortlisted": len(scored),
+                     "student_agreement": agreement, "margin_scale": ratio})
+        ctx.mined = {"pairs": pairs, "dataset": ConcatDataset(examples), "info": info}

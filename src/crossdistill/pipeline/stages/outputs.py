@@ -1,0 +1,90 @@
+"""What a finished run leaves: the exported models, the systems side by side on test (results.json, TREC runs)
+and the report."""
+from __future__ import annotations
+
+import json
+
+from omegaconf import OmegaConf
+
+from crossdistill.common.io import write_text_atomic
+from crossdistill.console import results_table
+from crossdistill.evaluation.evaluator import HEADLINE
+from crossdistill.evaluation.metrics import evaluate
+from crossdistill.evaluation.report import write_report
+from crossdistill.evaluation.runs import rerank_head, ties_as_ranks, write_trec_run
+from crossdistill.export import export_student, export_teacher
+from crossdistill.pipeline.context import RunContext
+from crossdistill.pipeline.stages.base import Stage
+from crossdistill.retrieval.fusion import reciprocal_rank_fusion
+from crossdistill.types import Run
+
+
+class Export(Stage):
+    name, needs, rank_zero_only = "export", ("student", "teacher"), True
+
+    def compute(self, ctx: RunContext, key: str | None) -> None:
+        export_student(ctx.student, ctx.layout.student)
+        export_teacher(ctx.teacher, ctx.layout.teacher)
+
+
+def hybrid(bm25: Run, dense: Run, depth: int) -> Run:
+    """RRF of BM25 and a dense run, as a full ranking to the retrieval depth."""
+    return {q: [(c.docid, c.score) for c in cands] for q, cands in reciprocal_rank_fusion(bm25, dense, depth).items()}
+
+
+def test_systems(ctx: RunContext) -> tuple[dict[str, dict], dict[str, Run]]:
+    """Every system's test metrics, side by side on the same queries, and the runs they come from."""
+    qrels, bm25, final, init = ctx.data.qrels["test"], ctx.bm25_runs["test"], ctx.final, ctx.init["test"]
+    depth, k = ctx.evaluator.retrieval_depth, ctx.evaluator.rerank_depth
+    runs = {"bm25": bm25,
+            "hybrid_zero_shot": hybrid(bm25, init.run, depth),   # what a user gets without any training
+            "student_init": init.run,
+            "teacher_rerank": ctx.teacher_run,
+            # The teacher reranking the distilled student's top-k, the student's order below it.
+            "teacher_rerank_student": rerank_head(final.run, final.reranked, k),
+            "student": final.run,
+            "hybrid_student": hybrid(bm25, final.run, depth)}
+
+    def headline(metrics):
+        return {m: metrics[m] for m in (*HEADLINE, "lift@3")}
+
+    evaluated = {"student_init": headline(init.metrics), "student": headline(final.metrics),
+                 **{f"student_round{rec['round']}": rec["test"] for rec in ctx.rounds if "test" in rec}}
+    order = ["bm25", "hybrid_zero_shot", "student_init", "teacher_rerank", "teacher_rerank_student",
+             *(n for n in evaluated if n.startswith("student_round")), "student", "hybrid_student"]
+    return {n: evaluated[n] if n in evaluated else evaluate(runs[n], qrels, HEADLINE) for n in order}, runs
+
+
+def results_record(ctx: RunContext, systems: dict) -> dict:
+    data, cfg, rec = ctx.data, ctx.cfg, ctx.recorder
+    return {
+        "dataset": data.dataset.name, "split": "test", "label_free": data.label_free,
+        "queries": len(data.qrels["test"]), "docs": len(data.doc_ids),
+        "systems": systems, "best_epoch": ctx.best.epoch, "optimized_metric": cfg.optimized_metric,
+        "dev": {"student_init": ctx.init["dev"].metrics, "best": ctx.best.dev,
+                "history": ctx.layout.dev_epoch_metrics()},
+        "test_final": ctx.final.metrics, "teacher": ctx.teacher_info, "mining": ctx.rounds[0], "rounds": ctx.rounds,
+        "student_scale": ctx.student.loss_fn.scale,
+        "stages": rec.stages, "total_wall_s": rec.total_wall_s, "peak_rss_mb": rec.peak_rss_mb,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+
+
+def write_results(ctx: RunContext, results: dict, runs: dict[str, Run]) -> None:
+    """TREC runs (ranks-as-scores where scores tie, so every tool sees the list order), results.json, the report
+    and the table on the console."""
+    for name, run in runs.items():
+        write_trec_run(ties_as_ranks(run), ctx.layout.trec_run(name), tag=name)
+    write_text_atomic(json.dumps(results, indent=2, default=float), ctx.layout.results)
+    report = write_report(ctx.layout.root)
+    ctx.console.print(results_table(results))
+    ctx.console.print(f"report: {report}")
+    ctx.console.print(f"run directory: {ctx.layout.root}")
+
+
+class Report(Stage):
+    name, needs, rank_zero_only = "report", ("final", "init", "teacher_run"), True
+
+    def compute(self, ctx: RunContext, key: str | None) -> None:
+        systems, runs = test_systems(ctx)
+        write_results(ctx, results_record(ctx, systems), runs)

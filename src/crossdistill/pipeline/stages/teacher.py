@@ -1,0 +1,90 @@
+"""The teacher: trained (or loaded from the cache by its content key), then reranking BM25's test shortlists."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from crossdistill.common.fingerprint import cache_key
+from crossdistill.common.instantiate import instantiate_group, make_trainer
+from crossdistill.evaluation.runs import rerank, rerank_head
+from crossdistill.export import export_teacher
+from crossdistill.pipeline.context import RunContext
+from crossdistill.pipeline.stages.base import Stage
+
+
+def load_best(module: pl.LightningModule, checkpoint: ModelCheckpoint | None) -> int:
+    """Load the best checkpoint's weights into ``module``; returns its epoch (-1 if none was saved)."""
+    if checkpoint is not None and checkpoint.best_model_path:
+        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
+        module.load_state_dict(state["state_dict"])
+        return int(state["epoch"])
+    return -1
+
+
+class TrainTeacher(Stage):
+    """Trained on the teacher data module's groups, validated on dev shortlists, kept at its best dev epoch and
+    cached by content key (data, teacher and teacher-data config, train queries, seed, training precision)."""
+
+    name, needs, provides = "teacher", ("data", "bm25", "bm25_runs"), ("teacher", "teacher_data", "teacher_info")
+
+    def key(self, ctx: RunContext) -> str | None:
+        cfg = ctx.cfg
+        if not cfg.cache.teacher:
+            return None
+        return cache_key(data=ctx.data.fingerprint, teacher=OmegaConf.to_container(cfg.teacher, resolve=True),
+                         teacher_data=OmegaConf.to_container(cfg.teacher_data, resolve=True),
+                         train=ctx.data.train_qids, seed=cfg.seed, trainer_precision=str(cfg.trainer.get("precision")))
+
+    def outputs(self, ctx: RunContext, key: str):
+        return [ctx.layout.cached_teacher(key) / "config.json"]
+
+    def _bind_data(self, ctx: RunContext) -> None:
+        ctx.teacher_data = instantiate(ctx.cfg.teacher_data).bind(ctx.data, ctx.bm25, ctx.bm25_runs)
+
+    def load(self, ctx: RunContext, key: str) -> None:
+        self._bind_data(ctx)
+        cached = ctx.layout.cached_teacher(key)
+        # A cross-encoder folder keeps its trained head: one load, no throwaway fresh model.
+        ctx.teacher = instantiate(ctx.cfg.teacher, model=str(cached))
+        ctx.teacher_info = {"cached": str(cached), "best_epoch": None}
+
+    def compute(self, ctx: RunContext, key: str | None) -> None:
+        cfg, layout = ctx.cfg, ctx.layout
+        teacher = instantiate(cfg.teacher)  # first: its new head draws from the freshly seeded generator
+        self._bind_data(ctx)
+        dm = ctx.teacher_data
+        dm.setup("fit")  # in this process, so spawned DDP workers receive the groups instead of rebuilding them
+        ctx.console.log(f"teacher: {len(dm.train_groups)} training groups of {1 + dm.hparams.negatives}, "
+                        f"{len(dm.val_groups)} dev shortlists")
+        callbacks = instantiate_group(cfg.callbacks.teacher, dirpath=str(layout.checkpoints("teacher")))
+        trainer = make_trainer(cfg, "teacher", layout.root, max_epochs=dm.hparams.epochs, callbacks=callbacks)
+        trainer.fit(teacher, datamodule=dm)
+        best_epoch = load_best(teacher, trainer.checkpoint_callback)
+        if key is not None and ctx.is_global_zero:
+            cached = layout.cached_teacher(key)
+            tmp = cached.with_name(cached.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            export_teacher(teacher, tmp)
+            shutil.rmtree(cached, ignore_errors=True)
+            os.replace(tmp, cached)   # appears whole or not at all
+        score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+        ctx.teacher, ctx.teacher_info = teacher, {"best_epoch": best_epoch,
+                                                  "best_val_ndcg@10": float(score or float("nan"))}
+
+
+class TeacherRerank(Stage):
+    """The teacher reranking BM25's test top-k: the express lane without any student."""
+
+    name, needs, provides = "teacher_rerank", ("evaluator", "bm25_runs"), ("teacher_run",)
+    rank_zero_only = False
+
+    def compute(self, ctx: RunContext, key: str | None) -> None:
+        k, bm25_test = ctx.cfg.evaluation.rerank_depth, ctx.bm25_runs["test"]
+        scores = ctx.evaluator.teacher_scores([(q, d) for q, hits in bm25_test.items() for d, _ in hits[:k]])
+        ctx.teacher_run = rerank_head(bm25_test, rerank(bm25_test, scores, k), k)

@@ -1,0 +1,40 @@
+"""The training pipeline: data -> BM25 -> teacher -> zero-shot student -> (mining -> distillation) x rounds ->
+test -> export -> report. Each stage is timed with its peak memory (results.json ``stages``)."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from omegaconf import DictConfig
+
+from crossdistill.pipeline.context import RunContext
+from crossdistill.pipeline.stages.base import Stage
+from crossdistill.pipeline.stages.data import IndexBM25, PrepareData
+from crossdistill.pipeline.stages.mining import MineRound
+from crossdistill.pipeline.stages.outputs import Export, Report
+from crossdistill.pipeline.stages.student import DistillRound, FinalTest, RoundTest, ZeroShotBaseline
+from crossdistill.pipeline.stages.teacher import TeacherRerank, TrainTeacher
+
+
+def train_stages(rounds: int) -> Iterator[Stage]:
+    yield from (PrepareData(), IndexBM25(), TrainTeacher(), ZeroShotBaseline(), TeacherRerank())
+    for r in range(1, rounds + 1):
+        yield from (MineRound(r), DistillRound(r))
+        if rounds > 1:
+            yield RoundTest(r)
+    yield from (FinalTest(), Export(), Report())
+
+
+def run_stages(ctx: RunContext, stages) -> RunContext:
+    for stage in stages:
+        if stage.rank_zero_only and not ctx.is_global_zero:
+            continue
+        with ctx.recorder(stage.name):
+            stage(ctx)
+    return ctx
+
+
+def run(cfg: DictConfig) -> float:
+    """The whole pipeline; returns the best dev value of ``cfg.optimized_metric`` (what Hydra sweepers optimise)."""
+    ctx = RunContext.start(cfg)
+    run_stages(ctx, train_stages(int(cfg.rounds.count)))
+    return ctx.best.dev
