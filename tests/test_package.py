@@ -38,7 +38,8 @@ def test_wheel_console_scripts_train_and_evaluate_from_an_empty_directory(tiny_b
 
     out = tmp_path / "train_out"
     overrides = [o for o in tiny_overrides(tiny_bert, tiny_beir, out, tmp_path / "cache") if "epochs" not in o]
-    sh(bin_dir / "crossdistill-train", *overrides, "student_data.epochs=1", "logger=none", cwd=empty)
+    sh(bin_dir / "crossdistill-train", *overrides, "student_data.epochs=1", "logger=none", f"hydra.run.dir={out}",
+       cwd=empty)
     assert json.loads((out / "results.json").read_text())["systems"]["student"]["ndcg@10"] >= 0
     evaluated = tmp_path / "eval_out"
     sh(bin_dir / "crossdistill-eval", "data=beir", f"data.path={tiny_beir}", "data.dev_size=6",
