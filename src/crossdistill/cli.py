@@ -20,15 +20,23 @@ def _offline_defaults() -> None:
 
 def guarded(run, cfg: DictConfig):
     """``run(cfg)``, with bad input reported as one line on stderr and exit code 2 instead of a traceback."""
+    from hydra.errors import InstantiationException
     from rich.console import Console
 
     from crossdistill.data.beir import DataError
     from crossdistill.models import ModelNotFound
+    from crossdistill.pipeline.validation import ConfigError
 
+    expected = (DataError, ModelNotFound, ConfigError)
     try:
         return run(cfg)
-    except (DataError, ModelNotFound) as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+    except (*expected, InstantiationException, OSError) as err:
+        cause = err.__cause__ if isinstance(err, InstantiationException) else err
+        if isinstance(err, OSError) and not err.filename:
+            raise   # only a write or read of a named path (full disk, read-only folder) is the user's to fix
+        if not isinstance(cause, (*expected, OSError)):
+            raise
+        Console(stderr=True).print(f"[bold red]error:[/] {cause}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

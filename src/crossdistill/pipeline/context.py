@@ -13,6 +13,7 @@ from rich.console import Console
 from crossdistill.common.layout import RunLayout
 from crossdistill.common.precision import resolve_precision
 from crossdistill.common.timing import StageRecorder
+from crossdistill.pipeline.validation import validate
 
 console = Console()
 
@@ -64,9 +65,8 @@ class RunContext:
 
     @classmethod
     def start(cls, cfg: DictConfig) -> RunContext:
-        """Checks that need no data, the seed, the machine's precisions and the run folder."""
-        if int(cfg.get("rounds", {}).get("count", 1)) < 1:  # before any expensive stage
-            raise ValueError(f"rounds.count must be >= 1, got {cfg.rounds.count}")
+        """The config checked before anything runs, the seed, the machine's precisions and the run folder."""
+        validate(cfg)
         layout = RunLayout(Path(cfg.paths.output_dir), Path(cfg.paths.cache_dir))
         layout.root.mkdir(parents=True, exist_ok=True)
         pl.seed_everything(cfg.seed, workers=True)

@@ -1,0 +1,58 @@
+"""Bad config values are caught before any stage runs: exit code 2, one line naming the key, no traceback."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conftest import compose, tiny_overrides
+from crossdistill import cli
+from crossdistill.pipeline.validation import ConfigError, validate
+
+# One case per class of mistake: (override, key named in the message, what the message says is allowed)
+CASES = [
+    ("student.lr=-1", "student.lr", "> 0"),                                        # a number out of range
+    ("student_data.batch_size=0", "student_data.batch_size", ">= 1"),              # a count out of range
+    ("rounds.count=0", "rounds.count", ">= 1"),
+    ("evaluation.retrieval_depth=0", "evaluation.retrieval_depth", ">= 1"),        # once silently all-zero metrics
+    ("+trainer.max_epochs=-5", "trainer.max_epochs", "student_data.epochs"),       # once silently ignored
+    ("teacher.loss=cosine", "teacher.loss", "listwise, pairwise, pointwise"),      # not one of the choices
+    ("student.scale=big", "student.scale", "auto"),                                # wrong type
+    ("+student.lrr=1e-5", "student.lrr", "not an argument"),                       # a typo a class would drop
+    ("evaluation.rerank_depth=50", "evaluation.rerank_depth", "<= evaluation.retrieval_depth"),   # cross-field
+    ("optimized_metric=test/ndcg@10", "optimized_metric", "dev/"),                 # selection on test
+    ("data.dev_size=1.5", "data.dev_size", "< 1"),
+    ("student.model=/no/such/model", "student.model", "not a local folder"),       # a model that is not there
+    ("inference_precision=fp8", "inference_precision", "bf16-mixed"),
+]
+
+
+@pytest.mark.parametrize("override,key,allowed", CASES, ids=[c[1] for c in CASES])
+def test_bad_value_exits_2_naming_the_key_before_any_stage(override, key, allowed, tiny_bert, tiny_beir, tmp_path,
+                                                           monkeypatch, capsys):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    argv = tiny_overrides(tiny_bert, tiny_beir, out, cache) + [override, f"hydra.run.dir={out}"]   # retrieval depth 20
+    monkeypatch.setattr(sys, "argv", ["train.py", *argv])
+    with pytest.raises(SystemExit) as exit_:
+        cli.train()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    assert f"{key}=" in err and allowed in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1   # one line
+    # No stage ran: no stage log, no results, nothing in the cache.
+    assert not (out / "results.json").exists() and not (out / "csv").exists()
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_an_unwritable_cache_folder_is_named(tiny_bert, tiny_beir, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path / "out", blocker / "cache"))
+    with pytest.raises(ConfigError, match="paths.cache_dir=.*must be a folder this process can write"):
+        validate(cfg)
+
+
+def test_the_shipped_configs_pass(tiny_bert, tiny_beir, tmp_path):
+    for extra in ([], ["experiment=smoke"], ["experiment=strong_teacher"], ["logger=wandb"], ["miner=hybrid"],
+                  ["pairs=teacher_top"], ["ensemble=hybrid"], ["trainer=ddp"]):
+        validate(compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path / "out", tmp_path / "cache") + extra))
