@@ -25,13 +25,15 @@ def export_teacher(teacher: CrossEncoderTeacher, path: str | Path) -> Path:
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path) -> tuple[str, Path]:
-    """Export any Lightning checkpoint of either stage; the kind is read from its parameter names."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    """Export any Lightning checkpoint of either stage; the kind is read from its parameter names.
+
+    Loaded with ``weights_only=True``: a checkpoint a user is handed is never unpickled as code."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     keys = state["state_dict"].keys()
     if any(k.startswith("encoder.") for k in keys):
-        module = BiEncoderStudent.load_from_checkpoint(checkpoint, map_location="cpu")
+        module = BiEncoderStudent.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
         return "student", export_student(module, out)
     if any(k.startswith("model.") for k in keys):
-        module = CrossEncoderTeacher.load_from_checkpoint(checkpoint, map_location="cpu")
+        module = CrossEncoderTeacher.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
         return "teacher", export_teacher(module, out)
     raise ValueError(f"{checkpoint}: not a crossdistill student or teacher checkpoint")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 
 def instantiate_group(group: DictConfig | None, /, **runtime: Any) -> list[Any]:
@@ -32,4 +32,24 @@ def stage_loggers(cfg: DictConfig, stage: str, run_name: str) -> list[pl.loggers
 def make_trainer(cfg: DictConfig, stage: str, root: Path, logged: bool = True, **overrides: Any) -> pl.Trainer:
     """A Trainer from ``cfg.trainer`` for one stage; ``overrides`` (epochs, callbacks, precision) win."""
     loggers = stage_loggers(cfg, stage, Path(root).name) if logged else []
+    for logger in loggers:   # the full config, beside the hyperparameters Lightning logs of the modules
+        logger.log_hyperparams({"config": OmegaConf.to_container(cfg, resolve=True)})
     return instantiate(cfg.trainer, logger=loggers or False, default_root_dir=str(root), **overrides)
+
+
+def finish_loggers(loggers) -> None:
+    """End each logger's run when its stage ends (a wandb run per stage: the next stage must not log into it)."""
+    for logger in loggers or ():
+        logger.save()
+        finish = getattr(getattr(logger, "_experiment", None), "finish", None)  # only a started wandb run has one
+        if callable(finish):
+            finish()
+
+
+def log_final(cfg: DictConfig, run_name: str, config: dict, metrics: dict[str, float]) -> None:
+    """The full config and the final results as one more logger run ("results"), finished at once."""
+    loggers = stage_loggers(cfg, "results", run_name)
+    for logger in loggers:
+        logger.log_hyperparams(config)
+        logger.log_metrics(metrics)
+    finish_loggers(loggers)

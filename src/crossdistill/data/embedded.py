@@ -8,6 +8,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from crossdistill.common.io import temp_name
+
 __all__ = ["EMBEDDED_ARCHIVE", "scifact_path"]
 
 EMBEDDED_ARCHIVE: Path = Path(__file__).resolve().parent / "embedded" / "scifact.beir.tar.gz"
@@ -26,7 +28,7 @@ def scifact_path(cache_dir: str | Path) -> Path:
     if (target / "corpus.jsonl").is_file():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".scifact-extract-", dir=cache_dir))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_name(target), suffix=".tmp", dir=cache_dir))
     try:
         with tarfile.open(EMBEDDED_ARCHIVE, "r:gz") as tar:
             tar.extractall(tmp, filter="data")

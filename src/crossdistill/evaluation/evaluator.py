@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -11,7 +12,7 @@ import torch
 from sentence_transformers import CrossEncoder, SentenceTransformer
 
 from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
-from crossdistill.common.io import atomic_path, write_parquet_atomic, write_text_atomic
+from crossdistill.common.io import atomic_path, quarantine, write_parquet_atomic, write_text_atomic
 from crossdistill.common.layout import RunLayout
 from crossdistill.evaluation.metrics import evaluate
 from crossdistill.evaluation.runs import rerank
@@ -24,6 +25,18 @@ from crossdistill.types import Qrels, Run, Shortlists
 
 RETRIEVAL_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "ndcg@3", "p@3")
 HEADLINE = ("ndcg@10", "mrr@10", "recall@10", "recall@100")
+
+
+def read_or_discard(path, read):
+    """``read(path)`` of a cached file; None when there is none, or when it cannot be read (then moved aside)."""
+    if path is None or not path.exists():
+        return None
+    try:
+        return read(path)
+    except Exception as err:  # noqa: BLE001 - an unreadable cache entry is rebuilt, whatever broke it
+        warnings.warn(f"cached {path} cannot be read ({type(err).__name__}); moved aside to {quarantine(path).name}",
+                      stacklevel=2)
+        return None
 
 
 @dataclass
@@ -87,8 +100,8 @@ class RetrievalEvaluator:
             key = cache_key(teacher=state_dict_fingerprint(teacher), scope=cache_scope, precision=self.precision,
                             max_length=getattr(teacher, "max_length", None))
             self._scores_path = self.cache_dir / "teacher_scores" / f"{key}.parquet"
-            if self._scores_path.exists():
-                df = pd.read_parquet(self._scores_path)
+            df = read_or_discard(self._scores_path, pd.read_parquet)
+            if df is not None:
                 self.teacher_cache = dict(zip(zip(df.qid, df.docid), df.score.astype(float)))
 
     def encode_corpus(self, encoder: SentenceTransformer, persist: bool = False) -> torch.Tensor:
@@ -102,9 +115,8 @@ class RetrievalEvaluator:
                 name = cache_key(encoder=key, scope=self.cache_scope, precision=self.precision,
                                  max_length=self.settings.max_doc_length, docs=len(self.doc_ids))
                 path = self.cache_dir / "corpus_embeddings" / f"{name}.pt"
-            if path is not None and path.exists():
-                emb = torch.load(path, map_location="cpu")
-            else:
+            emb = read_or_discard(path, lambda p: torch.load(p, map_location="cpu", weights_only=True))
+            if emb is None:
                 emb = encode(encoder, self.doc_texts, self.settings.batch_size, self.precision,
                              self.settings.show_progress, self.settings.max_doc_length)
                 if path is not None:

@@ -66,7 +66,7 @@ def predict_pair_scores(trainer: pl.Trainer, teacher: pl.LightningModule, querie
                 trainer.callbacks.remove(callback)
         scores = [float("nan")] * len(order)
         for f in Path(tmp).glob("rank*.pt"):
-            part = torch.load(f)
+            part = torch.load(f, weights_only=True)
             for i, s in zip(part["index"].tolist(), part["score"].tolist()):
                 scores[order[i]] = s
     missing = sum(s != s for s in scores)

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
 from rich.console import Console
 
+from crossdistill.common.io import remove_orphans
 from crossdistill.common.layout import RunLayout
 from crossdistill.common.precision import resolve_precision
 from crossdistill.common.timing import StageRecorder
@@ -69,6 +70,8 @@ class RunContext:
         validate(cfg)
         layout = RunLayout(Path(cfg.paths.output_dir), Path(cfg.paths.cache_dir))
         layout.root.mkdir(parents=True, exist_ok=True)
+        for orphan in remove_orphans(layout.cache) + remove_orphans(layout.root):
+            console.log(f"removed {orphan}: a temporary file of a run that was killed while writing it")
         pl.seed_everything(cfg.seed, workers=True)
         resolve_precisions(cfg)
         return cls(cfg=cfg, layout=layout, recorder=StageRecorder(console))

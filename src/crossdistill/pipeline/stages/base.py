@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crossdistill.common.io import quarantine
 from crossdistill.pipeline.context import RunContext
 
 
@@ -28,16 +29,27 @@ class Stage:
         """Fill ``provides`` from the outputs a run with the same key wrote."""
         raise NotImplementedError
 
+    def discard(self, ctx: RunContext, key: str) -> list[Path]:
+        """Move unreadable outputs aside so they are rebuilt; returns where they went."""
+        return [quarantine(p) for p in self.outputs(ctx, key) if p.exists()]
+
     def __call__(self, ctx: RunContext) -> None:
         missing = [n for n in self.needs if getattr(ctx, n) is None]
         if missing:
             raise RuntimeError(f"stage {self.name!r} needs {missing} from an earlier stage")
         key = self.key(ctx)
         outputs = self.outputs(ctx, key) if key else []
+        loaded = False
         if outputs and all(p.exists() for p in outputs):
-            ctx.console.log(f"{self.name}: outputs exist under key {key} ({outputs[0].parent}): skipped")
-            self.load(ctx, key)
-        else:
+            try:
+                self.load(ctx, key)
+                loaded = True
+                ctx.console.log(f"{self.name}: outputs exist under key {key} ({outputs[0].parent}): skipped")
+            except Exception as err:  # noqa: BLE001 - whatever made them unreadable, they are rebuilt, not trusted
+                moved = self.discard(ctx, key)
+                ctx.console.log(f"[yellow]{self.name}: outputs under key {key} cannot be read ({type(err).__name__}: "
+                                f"{err}); moved aside to {', '.join(p.name for p in moved)}; recomputing")
+        if not loaded:
             self.compute(ctx, key)
         unset = [n for n in self.provides if getattr(ctx, n) is None]
         if unset:

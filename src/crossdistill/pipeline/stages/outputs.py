@@ -6,6 +6,7 @@ import json
 
 from omegaconf import OmegaConf
 
+from crossdistill.common.instantiate import log_final
 from crossdistill.common.io import write_text_atomic
 from crossdistill.console import results_table
 from crossdistill.evaluation.evaluator import HEADLINE
@@ -87,4 +88,7 @@ class Report(Stage):
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
         systems, runs = test_systems(ctx)
-        write_results(ctx, results_record(ctx, systems), runs)
+        results = results_record(ctx, systems)
+        write_results(ctx, results, runs)
+        log_final(ctx.cfg, ctx.layout.root.name, results["config"],
+                  {f"test/{system}/{m}": v for system, metrics in systems.items() for m, v in metrics.items()})

@@ -5,7 +5,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 
 from crossdistill.common.fingerprint import cache_key
-from crossdistill.common.instantiate import instantiate_group, make_trainer
+from crossdistill.common.instantiate import finish_loggers, instantiate_group, make_trainer
 from crossdistill.common.layout import FINAL_TEST, round_suffix
 from crossdistill.evaluation.evaluator import HEADLINE, RetrievalEvaluator
 from crossdistill.pipeline.context import RunContext
@@ -65,6 +65,7 @@ class DistillRound(Stage):
         # in this run or loaded from the cache (measured: dev nDCG@10 0.597 vs 0.570 for the same config).
         pl.seed_everything(cfg.seed + self.round - 1, workers=True)
         trainer.fit(student, datamodule=dm)
+        finish_loggers(trainer.loggers)
         epoch = load_best(student, trainer.checkpoint_callback)
         epoch = offset + (epoch if epoch >= 0 else epochs - 1)
         # From the metrics files, not the callback: under ddp_spawn the callback's state stays in the workers.

@@ -1,9 +1,6 @@
 """The teacher: trained (or loaded from the cache by its content key), then reranking BM25's test shortlists."""
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
@@ -11,7 +8,8 @@ from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from crossdistill.common.fingerprint import cache_key
-from crossdistill.common.instantiate import instantiate_group, make_trainer
+from crossdistill.common.instantiate import finish_loggers, instantiate_group, make_trainer
+from crossdistill.common.io import atomic_dir, quarantine
 from crossdistill.evaluation.runs import rerank, rerank_head
 from crossdistill.export import export_teacher
 from crossdistill.pipeline.context import RunContext
@@ -21,7 +19,7 @@ from crossdistill.pipeline.stages.base import Stage
 def load_best(module: pl.LightningModule, checkpoint: ModelCheckpoint | None) -> int:
     """Load the best checkpoint's weights into ``module``; returns its epoch (-1 if none was saved)."""
     if checkpoint is not None and checkpoint.best_model_path:
-        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
+        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
         module.load_state_dict(state["state_dict"])
         return int(state["epoch"])
     return -1
@@ -44,6 +42,9 @@ class TrainTeacher(Stage):
     def outputs(self, ctx: RunContext, key: str):
         return [ctx.layout.cached_teacher(key) / "config.json"]
 
+    def discard(self, ctx: RunContext, key: str):
+        return [quarantine(ctx.layout.cached_teacher(key))]
+
     def _bind_data(self, ctx: RunContext) -> None:
         ctx.teacher_data = instantiate(ctx.cfg.teacher_data).bind(ctx.data, ctx.bm25, ctx.bm25_runs)
 
@@ -65,14 +66,11 @@ class TrainTeacher(Stage):
         callbacks = instantiate_group(cfg.callbacks.teacher, dirpath=str(layout.checkpoints("teacher")))
         trainer = make_trainer(cfg, "teacher", layout.root, max_epochs=dm.hparams.epochs, callbacks=callbacks)
         trainer.fit(teacher, datamodule=dm)
+        finish_loggers(trainer.loggers)
         best_epoch = load_best(teacher, trainer.checkpoint_callback)
         if key is not None and ctx.is_global_zero:
-            cached = layout.cached_teacher(key)
-            tmp = cached.with_name(cached.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            export_teacher(teacher, tmp)
-            shutil.rmtree(cached, ignore_errors=True)
-            os.replace(tmp, cached)   # appears whole or not at all
+            with atomic_dir(layout.cached_teacher(key)) as tmp:   # appears whole or not at all
+                export_teacher(teacher, tmp)
         score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
         ctx.teacher, ctx.teacher_info = teacher, {"best_epoch": best_epoch,
                                                   "best_val_ndcg@10": float(score or float("nan"))}
