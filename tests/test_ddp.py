@@ -36,3 +36,37 @@ def test_pipeline_runs_under_ddp_spawn(tiny_bert, tiny_beir, tmp_path):
     assert results["mining"]["reused"] is False and results["mining"]["pairs"] > 0
     assert value == pytest.approx(results["dev"]["history"][0]["ndcg@10"])
     assert (tmp_path / "student" / "modules.json").exists()
+
+
+def test_subprocess_ddp_mines_the_artifact_one_process_mines(tiny_bert, tiny_beir, tmp_path):
+    """strategy=ddp, as on GPUs: each rank is its own process running the whole script (Lightning relaunches it).
+    With the same teacher (cached by the 1-process run), both ranks' teacher scores reach every rank and the mined
+    artifact equals the 1-process one; distillation and evaluation finish with results."""
+    import shutil
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from conftest import ROOT
+
+    one = tiny_overrides(tiny_bert, tiny_beir, tmp_path / "one", tmp_path / "cache1") + ["student_data.epochs=1"]
+    run(compose(one))
+    shutil.copytree(tmp_path / "cache1" / "teachers", tmp_path / "cache2" / "teachers")
+    out = tmp_path / "two"
+    overrides = [o for o in tiny_overrides(tiny_bert, tiny_beir, out, tmp_path / "cache2") if "paths" not in o]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *overrides, "student_data.epochs=1", "trainer=ddp",
+         "trainer.strategy=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=auto",
+         f"paths.cache_dir={tmp_path / 'cache2'}",
+         f"hydra.run.dir={out}", "logger=none"],
+        capture_output=True, text=True, timeout=900, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["teacher"].get("cached") and results["mining"]["reused"] is False
+    single, double = (pd.read_parquet(d / "mining" / "artifact.parquet").sort_values(["qid", "docid"])
+                      .reset_index(drop=True) for d in (tmp_path / "one", out))
+    assert single[["qid", "docid", "origin", "label"]].equals(double[["qid", "docid", "origin", "label"]])
+    assert double.ce_score.to_numpy() == pytest.approx(single.ce_score.to_numpy(), abs=1e-4)
+    assert (out / "student" / "modules.json").exists() and "student" in results["systems"]
+    assert not (out / ".exchange").exists() or not any((out / ".exchange").iterdir())

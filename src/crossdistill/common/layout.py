@@ -11,6 +11,7 @@ compare code read through it, so a run folder's layout is spelled out once.
     <run>/checkpoints/<stage>/              the best Lightning checkpoint of a training stage
     <run>/student/, <run>/teacher/          SentenceTransformer / CrossEncoder folders
     <run>/report/report.md                  the report with its plots
+    <run>/.exchange/                        teacher scores DDP ranks hand each other (transient)
     <cache>/teachers/<key>/                 trained teachers, by content key
     <cache>/mining/<key>.parquet            teacher-scored shortlists, by content key
     <cache>/evaluation/                     teacher logits and corpus embeddings, by content key
@@ -97,6 +98,11 @@ class RunLayout:
     @property
     def report(self) -> Path:
         return self.root / "report" / "report.md"
+
+    @property
+    def exchange(self) -> Path:
+        """Where DDP ranks leave their teacher scores for each other (emptied at the start of every run)."""
+        return self.root / ".exchange"
 
     # ---------------------------------------------------------------- the shared cache
     def _cache(self) -> Path:

@@ -1,11 +1,16 @@
 """Teacher scores for every (query, candidate) pair, through ``Trainer.predict``.
 
 Scoring runs on the same accelerator and strategy as training; under DDP each rank scores its share and a
-prediction writer leaves one file per rank, which the caller merges (rank 0's return value alone would miss
-the others' rows, and under ``ddp_spawn`` nothing is returned to the launching process at all).
+prediction writer leaves one file per rank in an exchange folder, which every process then merges (rank 0's
+return value alone would miss the others' rows, and under ``ddp_spawn`` nothing is returned to the launching
+process at all). Under ``strategy=ddp`` every rank is a process of its own that runs the whole pipeline, so the
+folder must be one every rank names alike: the run folder's (``RunLayout.exchange``), not a temporary one.
 """
 from __future__ import annotations
 
+import contextlib
+import itertools
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +22,7 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
 from crossdistill.common.batching import longest_first
+from crossdistill.common.io import atomic_path
 from crossdistill.common.memory import ReleaseFreedMemory
 from crossdistill.types import Shortlists
 
@@ -47,15 +53,34 @@ class RankFilesWriter(BasePredictionWriter):
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices):
         index = torch.cat([p["index"] for p in predictions]) if predictions else torch.empty(0, dtype=torch.long)
         score = torch.cat([p["score"] for p in predictions]) if predictions else torch.empty(0)
-        torch.save({"index": index, "score": score}, self.folder / f"rank{trainer.global_rank}.pt")
+        with atomic_path(self.folder / f"rank{trainer.global_rank}.pt") as tmp:
+            torch.save({"index": index, "score": score}, tmp)
+        trainer.strategy.barrier("crossdistill-predict-written")   # no rank reads before every rank has written
+
+
+_CALLS = itertools.count()   # the same sequence on every rank: they run the same stages in the same order
+
+
+@contextlib.contextmanager
+def _exchange_folder(exchange: Path | None):
+    if exchange is None:
+        with tempfile.TemporaryDirectory(prefix="crossdistill-predict-") as tmp:
+            yield Path(tmp)
+        return
+    folder = Path(exchange) / f"predict-{next(_CALLS)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    yield folder
 
 
 def predict_pair_scores(trainer: pl.Trainer, teacher: pl.LightningModule, queries: list[str], docs: list[str],
-                        batch_size: int) -> list[float]:
-    """Raw teacher logits for pairs (queries[i], docs[i]), in input order, using ``trainer``'s devices."""
+                        batch_size: int, exchange: Path | None = None) -> list[float]:
+    """Raw teacher logits for pairs (queries[i], docs[i]), in input order, using ``trainer``'s devices.
+
+    ``exchange``: a folder every rank sees at the same path (needed under ``strategy=ddp``); by default a
+    temporary folder, which only processes spawned from this one share (one device, ``ddp_spawn``)."""
     order = longest_first(docs)
     dataset = PairDataset([queries[i] for i in order], [docs[i] for i in order])
-    with tempfile.TemporaryDirectory(prefix="crossdistill-predict-") as tmp:
+    with _exchange_folder(exchange) as tmp:
         added = [RankFilesWriter(Path(tmp)), ReleaseFreedMemory()]
         trainer.callbacks.extend(added)
         try:
@@ -69,6 +94,10 @@ def predict_pair_scores(trainer: pl.Trainer, teacher: pl.LightningModule, querie
             part = torch.load(f, weights_only=True)
             for i, s in zip(part["index"].tolist(), part["score"].tolist()):
                 scores[order[i]] = s
+        if exchange is not None:
+            trainer.strategy.barrier("crossdistill-predict-read")   # every rank has read: rank 0 may clean up
+            if trainer.is_global_zero:
+                shutil.rmtree(tmp, ignore_errors=True)
     missing = sum(s != s for s in scores)
     if missing:
         raise RuntimeError(f"teacher scoring returned no score for {missing} of {len(scores)} pairs")
@@ -78,7 +107,7 @@ def predict_pair_scores(trainer: pl.Trainer, teacher: pl.LightningModule, querie
 def score_shortlists(trainer: pl.Trainer, teacher: pl.LightningModule, shortlists: Shortlists,
                      queries: Mapping[str, str], doc_text: Mapping[str, str],
                      qrels: Mapping[str, Mapping[str, int]], batch_size: int,
-                     include_positives: bool = True) -> pd.DataFrame:
+                     include_positives: bool = True, exchange: Path | None = None) -> pd.DataFrame:
     """One row per (qid, candidate): provenance, first-stage rank and score, teacher logit (``ce_score``), label.
 
     Judged positives the first stage missed are added with origin "qrels" (no first-stage rank): the pair
@@ -103,5 +132,5 @@ def score_shortlists(trainer: pl.Trainer, teacher: pl.LightningModule, shortlist
         df[col] = df[col].astype("Int64")
     df["first_stage_score"] = df["first_stage_score"].astype("float64")
     df["ce_score"] = predict_pair_scores(trainer, teacher, [queries[q] for q in df["qid"]],
-                                         [doc_text[d] for d in df["docid"]], batch_size)
+                                         [doc_text[d] for d in df["docid"]], batch_size, exchange)
     return df

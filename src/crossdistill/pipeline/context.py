@@ -1,6 +1,7 @@
 """What the stages of one run share: the config, the run folder's layout, and every product an earlier stage made."""
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ class RunContext:
         validate(cfg)
         layout = RunLayout(Path(cfg.paths.output_dir), Path(cfg.paths.cache_dir))
         layout.root.mkdir(parents=True, exist_ok=True)
+        # Before any DDP rank joins (each runs this at its start, before the first fit): no stale score files.
+        shutil.rmtree(layout.exchange, ignore_errors=True)
         for orphan in remove_orphans(layout.cache) + remove_orphans(layout.root):
             console.log(f"removed {orphan}: a temporary file of a run that was killed while writing it")
         pl.seed_everything(cfg.seed, workers=True)

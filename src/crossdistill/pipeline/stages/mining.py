@@ -68,7 +68,7 @@ def mine_query_set(ctx: RunContext, name: str, query_set: QuerySet, bm25_run, mi
 
     def score():
         df = score_shortlists(predictor, teacher, shortlists, query_set.queries, query_set.doc_text,
-                              query_set.qrels, teacher.hparams.inference_batch_size)
+                              query_set.qrels, teacher.hparams.inference_batch_size, exchange=ctx.layout.exchange)
         # The other signals a teacher ensemble may mix in: BM25 and the current student, for every pair.
         df["bm25_score"] = ctx.bm25.score_pairs(query_set.queries, list(zip(df.qid, df.docid)))
         by_qid, rows = dict(zip(qids, q_emb)), [data.dataset.doc_index[d] for d in df.docid]
