@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import crossdistill.evaluation.evaluator as evaluator_module
-from crossdistill.evaluation.evaluator import EvaluationSettings, RetrievalEvaluator
 from crossdistill.common.layout import RunLayout
+from crossdistill.evaluation.evaluator import EvaluationSettings, RetrievalEvaluator
 from crossdistill.models.bi_encoder import load_bi_encoder
 from crossdistill.models.cross_encoder import load_cross_encoder
 
