@@ -11,6 +11,8 @@ compare code read through it, so a run folder's layout is spelled out once.
     <run>/checkpoints/<stage>/              the best Lightning checkpoint of a training stage
     <run>/student/, <run>/teacher/          SentenceTransformer / CrossEncoder folders
     <run>/report/report.md                  the report with its plots
+    <run>/stages/<stage>-<key>.*            a finished distillation round (weights, record) by content key, and
+    <run>/stages/<stage>.started            the key of a fit in progress: what resume=<run> continues
     <run>/.exchange/                        teacher scores DDP ranks hand each other (transient)
     <cache>/teachers/<key>/                 trained teachers, by content key
     <cache>/mining/<key>.parquet            teacher-scored shortlists, by content key
@@ -98,6 +100,10 @@ class RunLayout:
     @property
     def report(self) -> Path:
         return self.root / "report" / "report.md"
+
+    def stage_file(self, name: str) -> Path:
+        """A stage's own record of its finished (or started) work, for resuming a killed run."""
+        return self.root / "stages" / name
 
     @property
     def exchange(self) -> Path:

@@ -1,15 +1,24 @@
 """The student: its zero-shot start, each distillation round, and the test evaluations of what was kept."""
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
 import pytorch_lightning as pl
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from safetensors.torch import load_file, save_file
 
-from crossdistill.common.fingerprint import cache_key
+from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
 from crossdistill.common.instantiate import finish_loggers, instantiate_group, make_trainer
+from crossdistill.common.io import atomic_path, write_text_atomic
 from crossdistill.common.layout import FINAL_TEST, round_suffix
 from crossdistill.evaluation.evaluator import HEADLINE, RetrievalEvaluator
-from crossdistill.pipeline.context import RunContext
+from crossdistill.pipeline.context import BestStudent, RunContext
 from crossdistill.pipeline.stages.base import Stage
+from crossdistill.pipeline.stages.fit import resumable_fit
 from crossdistill.pipeline.stages.teacher import load_best
 
 
@@ -52,19 +61,45 @@ class DistillRound(Stage):
         ctx.student.set_scale(ctx.mined["info"]["margin_scale"])
         ctx.console.log(f"student.scale=auto -> {ctx.student.loss_fn.scale:.2f}")
 
+    def key(self, ctx: RunContext) -> str:
+        """The round's inputs: the student it starts from, the teacher (its margins and the dev lift), the pairs, what
+        came before, and every setting."""
+        cfg = ctx.cfg
+        settings = {k: OmegaConf.to_container(cfg[k], resolve=True)
+                    for k in ("student", "student_data", "callbacks", "evaluation", "trainer")}
+        return cache_key(start=state_dict_fingerprint(ctx.student), teacher=state_dict_fingerprint(ctx.teacher),
+                         pairs=hashlib.sha256(pd.util.hash_pandas_object(ctx.mined["pairs"]).to_numpy()).hexdigest(),
+                         round=self.round, offset=ctx.epochs_done, best=[ctx.best.dev, ctx.best.epoch],
+                         settings=settings, metric=cfg.optimized_metric, seed=cfg.seed)
+
+    def outputs(self, ctx: RunContext, key: str) -> list[Path]:
+        # The record last: it is written last, so its presence means the weights beside it are whole.
+        return [ctx.layout.stage_file(f"{self.name}-{key}.{part}") for part in ("safetensors", "best.safetensors",
+                                                                                 "json")]
+
+    def load(self, ctx: RunContext, key: str) -> None:
+        weights, best, record = self.outputs(ctx, key)
+        saved = json.loads(record.read_text())
+        self._resolve_scale(ctx)
+        ctx.student.load_state_dict(load_file(str(weights)))
+        ctx.best = BestStudent(saved["best_dev"], saved["best_epoch"], load_file(str(best)))
+        ctx.epochs_done = saved["epochs_done"]
+        ctx.rounds.append(saved["record"])
+
     def compute(self, ctx: RunContext, key: str | None) -> None:
         cfg, student, offset = ctx.cfg, ctx.student, ctx.epochs_done
         self._resolve_scale(ctx)
         dm = instantiate(cfg.student_data).bind(ctx.mined["dataset"])
         epochs = dm.hparams.epochs
-        callbacks = instantiate_group(cfg.callbacks.student, dirpath=str(ctx.layout.checkpoints(self.name)),
-                                      evaluator=ctx.evaluator, epoch_offset=offset)
+        checkpoints = ctx.layout.checkpoints(self.name)
+        callbacks = instantiate_group(cfg.callbacks.student, dirpath=str(checkpoints), evaluator=ctx.evaluator,
+                                      epoch_offset=offset)
         trainer = make_trainer(cfg, self.name, ctx.layout.root, max_epochs=epochs, callbacks=callbacks,
                                limit_val_batches=0, num_sanity_val_steps=0)
         # Re-seeded here: otherwise the shuffle and dropout streams depend on whether the teacher was trained
         # in this run or loaded from the cache (measured: dev nDCG@10 0.597 vs 0.570 for the same config).
         pl.seed_everything(cfg.seed + self.round - 1, workers=True)
-        trainer.fit(student, datamodule=dm)
+        resumable_fit(ctx, self.name, key, trainer, student, dm, checkpoints)
         finish_loggers(trainer.loggers)
         epoch = load_best(student, trainer.checkpoint_callback)
         epoch = offset + (epoch if epoch >= 0 else epochs - 1)
@@ -77,6 +112,16 @@ class DistillRound(Stage):
             ctx.best.dev, ctx.best.epoch = dev, epoch
             ctx.best.state = {k: v.detach().clone() for k, v in student.state_dict().items()}
         ctx.rounds.append({"round": self.round, "dev": dev, "epoch": epoch, **ctx.mined["info"]})
+        if ctx.is_global_zero:
+            self._save(ctx, key)
+
+    def _save(self, ctx: RunContext, key: str) -> None:
+        weights, best, record = self.outputs(ctx, key)
+        for path, state in ((weights, ctx.student.state_dict()), (best, ctx.best.state)):
+            with atomic_path(path) as tmp:
+                save_file({k: v.detach().contiguous() for k, v in state.items()}, str(tmp))
+        write_text_atomic(json.dumps({"record": ctx.rounds[-1], "best_dev": ctx.best.dev, "best_epoch": ctx.best.epoch,
+                                      "epochs_done": ctx.epochs_done}, default=float), record)
 
 
 class RoundTest(Stage):

@@ -14,6 +14,7 @@ from crossdistill.evaluation.runs import rerank, rerank_head
 from crossdistill.export import export_teacher
 from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
+from crossdistill.pipeline.stages.fit import resumable_fit
 
 
 def load_best(module: pl.LightningModule, checkpoint: ModelCheckpoint | None) -> int:
@@ -65,7 +66,7 @@ class TrainTeacher(Stage):
                         f"{len(dm.val_groups)} dev shortlists")
         callbacks = instantiate_group(cfg.callbacks.teacher, dirpath=str(layout.checkpoints("teacher")))
         trainer = make_trainer(cfg, "teacher", layout.root, max_epochs=dm.hparams.epochs, callbacks=callbacks)
-        trainer.fit(teacher, datamodule=dm)
+        resumable_fit(ctx, self.name, key, trainer, teacher, dm, layout.checkpoints("teacher"))
         finish_loggers(trainer.loggers)
         best_epoch = load_best(teacher, trainer.checkpoint_callback)
         if key is not None and ctx.is_global_zero:
