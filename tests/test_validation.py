@@ -56,3 +56,33 @@ def test_the_shipped_configs_pass(tiny_bert, tiny_beir, tmp_path):
     for extra in ([], ["experiment=smoke"], ["experiment=strong_teacher"], ["logger=wandb"], ["miner=hybrid"],
                   ["pairs=teacher_top"], ["ensemble=hybrid"], ["trainer=ddp"]):
         validate(compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path / "out", tmp_path / "cache") + extra))
+
+
+def test_a_write_that_fails_on_a_named_path_is_one_line(capsys):
+    import errno
+
+    def full_disk(cfg):
+        raise OSError(errno.ENOSPC, "No space left on device", "/runs/x/mining/artifact.parquet")
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.guarded(full_disk, None)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "/runs/x/mining/artifact.parquet" in err and "No space left" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_error_hydra_wraps_is_reported_by_its_cause(capsys):
+    from hydra.errors import InstantiationException
+
+    from crossdistill.models import ModelNotFound
+
+    def wrapped(cfg):
+        try:
+            raise ModelNotFound("model 'x' is not a local folder nor a packaged model")
+        except ModelNotFound as err:
+            raise InstantiationException("Error in call to target 'CrossEncoderTeacher'") from err
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.guarded(wrapped, None)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "model 'x' is not a local folder" in err and "Error in call" not in err

@@ -24,6 +24,11 @@ class PrepareData(Stage):
         data = instantiate(ctx.cfg.data).load(ctx.layout.data_cache)
         ctx.console.log(f"{data.dataset.name}: {len(data.doc_ids)} docs; {len(data.train_qids)} train / "
                         f"{len(data.dev_qids)} dev / {len(data.qrels['test'])} test queries")
+        empty_docs = sum(not t.strip() for t in data.doc_texts)
+        empty_queries = sum(not data.dataset.queries[q].strip() for split in data.qrels.values() for q in split)
+        if empty_docs or empty_queries:
+            ctx.console.log(f"[yellow]warning: {empty_docs} documents and {empty_queries} judged queries have no text "
+                            f"(in {data.dataset.path}); they are kept, but nothing can match them")
         if not data.train_qids and "weak_supervision" in ctx.cfg:
             data = instantiate(ctx.cfg.weak_supervision).apply(data)
             ctx.console.log(f"label-free mode (no train qrels): {len(data.train_qids)} train / "
