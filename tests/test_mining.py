@@ -105,6 +105,11 @@ def test_bm25_score_pairs_equals_search_scores():
     bm25 = BM25Retriever().index(["a", "b", "c"], ["the cat sat on the mat", "dogs run fast", "cats and dogs"])
     hits = dict(bm25.search({"q": "cat dog"}, 3)["q"])
     assert bm25.score_pairs({"q": "cat dog"}, [("q", d) for d in "abc"]) == pytest.approx([hits[d] for d in "abc"])
+    # Pairs of several queries, interleaved: each query scored once, every pair in its place.
+    queries = {"q": "cat dog", "r": "run fast"}
+    other = dict(bm25.search({"r": "run fast"}, 3)["r"])
+    pairs = [("q", "a"), ("r", "b"), ("q", "c"), ("r", "a")]
+    assert bm25.score_pairs(queries, pairs) == pytest.approx([hits["a"], other["b"], hits["c"], 0.0])
 
 
 def test_student_agreement_counts_pairs_ordered_like_the_teacher():

@@ -80,3 +80,13 @@ def test_exact_search_caps_k():
     run = exact_search(q, d, ["a", "b"], ["x", "y", "z"], k=10)
     assert [doc for doc, _ in run["a"]][0] == "x" and len(run["a"]) == 3
     assert run["b"][0] == ("y", 1.0)
+
+
+def test_pair_scores_in_chunks_equal_the_dot_products():
+    from crossdistill.retrieval.dense import pair_scores
+
+    torch.manual_seed(0)
+    q, d = torch.randn(3, 8), torch.randn(5, 8)
+    rows_q, rows_d = [0, 2, 2, 1, 0], [4, 0, 3, 3, 1]
+    expected = [float(q[i] @ d[j]) for i, j in zip(rows_q, rows_d)]
+    assert pair_scores(q, d, rows_q, rows_d, chunk=2).tolist() == pytest.approx(expected, abs=1e-6)

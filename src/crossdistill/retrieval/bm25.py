@@ -88,15 +88,21 @@ class BM25Retriever:
         return run
 
     def score_pairs(self, queries: Mapping[str, str], pairs: Sequence[tuple[str, str]]) -> list[float]:
-        """BM25 score of arbitrary (qid, docid) pairs, also for documents outside any top-k (0 = no shared term)."""
+        """BM25 score of arbitrary (qid, docid) pairs, also for documents outside any top-k (0 = no shared term).
+
+        One query's full score vector at a time (4 bytes x corpus size), freed before the next: memory does not
+        grow with the number of queries mined.
+        """
         if self._model is None:
             raise RuntimeError("call index() before score_pairs()")
         row = {d: i for i, d in enumerate(self._doc_ids)}
-        cache: dict[str, np.ndarray] = {}
-        out = []
-        for qid, docid in pairs:
-            if qid not in cache:
-                ids = self._tokenizer.tokenize([queries[qid]], update_vocab=False, return_as="ids", show_progress=False)[0]
-                cache[qid] = self._model.get_scores(ids)
-            out.append(float(cache[qid][row[docid]]))
+        by_query: dict[str, list[int]] = {}
+        for i, (qid, _) in enumerate(pairs):
+            by_query.setdefault(qid, []).append(i)
+        out = [0.0] * len(pairs)
+        for qid, positions in by_query.items():
+            ids = self._tokenizer.tokenize([queries[qid]], update_vocab=False, return_as="ids", show_progress=False)[0]
+            scores = self._model.get_scores(ids)
+            for i in positions:
+                out[i] = float(scores[row[pairs[i][1]]])
         return out

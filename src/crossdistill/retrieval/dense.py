@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -97,3 +98,17 @@ def exact_search(
         for qid, row_s, row_i in zip(query_ids[start : start + batch_size], scores.tolist(), idx.tolist()):
             run[qid] = [(doc_ids[i], s) for i, s in zip(row_i, row_s)]
     return run
+
+
+@torch.inference_mode()
+def pair_scores(query_emb: torch.Tensor, doc_emb: torch.Tensor, query_rows: Sequence[int], doc_rows: Sequence[int],
+                chunk: int = 65_536) -> np.ndarray:
+    """``<q, d>`` for each (query row, doc row) pair, ``chunk`` pairs at a time: memory stays bounded however many
+    pairs are mined (stacking one embedding per pair would hold two [pairs, dim] matrices)."""
+    out = np.empty(len(query_rows), dtype=np.float32)
+    q_rows, d_rows = torch.as_tensor(list(query_rows), dtype=torch.long), torch.as_tensor(list(doc_rows),
+                                                                                         dtype=torch.long)
+    for start in range(0, len(out), chunk):
+        q, d = q_rows[start:start + chunk], d_rows[start:start + chunk]
+        out[start:start + chunk] = (query_emb[q] * doc_emb[d]).sum(-1).numpy()
+    return out

@@ -3,7 +3,6 @@ set, reused when its key matches), combined into teacher scores and turned into 
 from __future__ import annotations
 
 import pandas as pd
-import torch
 from hydra.utils import instantiate
 from torch.utils.data import ConcatDataset
 
@@ -20,7 +19,7 @@ from crossdistill.mining.scoring import score_shortlists
 from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.data import bm25_depth
-from crossdistill.retrieval.dense import exact_search
+from crossdistill.retrieval.dense import exact_search, pair_scores
 from crossdistill.student.data import pair_examples
 
 
@@ -71,8 +70,9 @@ def mine_query_set(ctx: RunContext, name: str, query_set: QuerySet, bm25_run, mi
                               query_set.qrels, teacher.hparams.inference_batch_size, exchange=ctx.layout.exchange)
         # The other signals a teacher ensemble may mix in: BM25 and the current student, for every pair.
         df["bm25_score"] = ctx.bm25.score_pairs(query_set.queries, list(zip(df.qid, df.docid)))
-        by_qid, rows = dict(zip(qids, q_emb)), [data.dataset.doc_index[d] for d in df.docid]
-        df["dense_score"] = (torch.stack([by_qid[q] for q in df.qid]) * ctx.corpus_emb[rows]).sum(-1).numpy()
+        q_row = {q: i for i, q in enumerate(qids)}
+        df["dense_score"] = pair_scores(q_emb, ctx.corpus_emb, [q_row[q] for q in df.qid],
+                                        [data.dataset.doc_index[d] for d in df.docid])
         return df
 
     artifact, reused = load_or_build(path, score)
