@@ -64,3 +64,40 @@ def test_in_batch_negatives_matches_hand_computation_and_skips_masked_docs():
     assert loss.item() == pytest.approx((row0 + row1) / 2, abs=1e-6)
     # a mask on the target itself never removes it
     assert InBatchNegativesLoss(2.0)(q, docs, target, torch.ones(2, 3, dtype=torch.bool)).item() == pytest.approx(0.0)
+
+
+def test_listwise_kl_matches_hand_computation_on_groups_of_different_sizes():
+    from crossdistill.student.losses import ListwiseKLLoss
+
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])            # student: s(q, a) = 1 for both groups
+    b = torch.tensor([[0.0, 1.0], [0.5, 0.0], [0.0, 0.0]])
+    owner = torch.tensor([0, 0, 1])                        # group 0: a + 2 worse docs; group 1: a + 1
+    margins = torch.tensor([1.0, 2.0, 0.5])                # teacher: t_b = t_a - margin
+
+    def kl(teacher, student):
+        p = torch.softmax(torch.tensor(teacher), 0)
+        return float((p * (p.log() - torch.log_softmax(torch.tensor(student), 0))).sum())
+
+    scale = 2.0   # student scores 2 * <q, d>: group 0 (2, 0, 1), group 1 (2, 0)
+    expected = (kl([0.0, -1.0, -2.0], [2.0, 0.0, 1.0]) + kl([0.0, -0.5], [2.0, 0.0])) / 2
+    assert ListwiseKLLoss(scale)(q, a, b, owner, margins).item() == pytest.approx(expected, abs=1e-6)
+    t = 2.0       # a temperature softens both sides, and T^2 restores the gradient scale
+    soft = (kl([0.0, -0.5, -1.0], [1.0, 0.0, 0.5]) + kl([0.0, -0.25], [1.0, 0.0])) / 2 * t * t
+    assert ListwiseKLLoss(scale, temperature=t)(q, a, b, owner, margins).item() == pytest.approx(soft, abs=1e-6)
+
+
+def test_listwise_kl_equals_sentence_transformers_distill_kl(tiny_bert):
+    from sentence_transformers.sentence_transformer.losses import DistillKLDivLoss
+
+    from crossdistill.student.losses import ListwiseKLLoss
+
+    torch.manual_seed(0)
+    q, a, b1, b2 = torch.randn(4, 5, 8).unbind(0)
+    t_a, t_b = torch.randn(5), torch.randn(5, 2)
+    labels = torch.cat([t_a[:, None], t_b], 1)             # teacher scores of (a, b1, b2) per query
+    st = DistillKLDivLoss(model=None).compute_loss_from_embeddings([q, a, b1, b2], labels)
+    owner = torch.arange(5).repeat_interleave(2)
+    b = torch.stack([b1, b2], 1).reshape(10, 8)
+    ours = ListwiseKLLoss(scale=1.0)(q, a, b, owner, (t_a[:, None] - t_b).reshape(10))
+    assert ours.item() == pytest.approx(st.item(), rel=1e-5)

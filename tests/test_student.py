@@ -61,3 +61,21 @@ def test_in_batch_term_adds_weighted_cross_entropy_over_the_batch_docs(tiny_bert
     assert total.item() == pytest.approx(base.item() + 0.5 * expected.item(), rel=1e-5)
     wrong = InBatchNegativesLoss(3.0)(q, docs, torch.arange(3), torch.zeros(3, 7, dtype=torch.bool))
     assert abs(wrong.item() - expected.item()) > 1e-4   # the mask matters in this batch
+
+
+def test_kl_term_adds_weighted_listwise_kl_and_margin_mse_can_be_turned_off(tiny_bert):
+    from crossdistill.student.losses import ListwiseKLLoss, MarginMSELoss
+
+    kl_only = BiEncoderStudent(model=str(tiny_bert), scale=3.0, max_doc_length=32, margin_mse_weight=0.0,
+                               kl_weight=2.0, kl_temperature=0.5).eval()
+    batch = collate_pairs([{"queries": "cell gene", "docs_a": "a", "docs_b": ["x", "y"], "margins": [1.0, 2.0]},
+                           {"queries": "brown fox", "docs_a": "c", "docs_b": ["z"], "margins": [3.0]}])
+    with torch.no_grad():
+        total = kl_only.training_step(batch, 0)
+        q = kl_only.embed(["cell gene", "brown fox"], 64)
+        docs = kl_only.embed(["a", "c", "x", "y", "z"], 32)
+    owner, margins = torch.tensor([0, 0, 1]), torch.tensor([1.0, 2.0, 3.0])
+    expected = ListwiseKLLoss(3.0, temperature=0.5)(q, docs[:2], docs[2:], owner, margins)
+    assert total.item() == pytest.approx(2.0 * expected.item(), rel=1e-5)
+    margin = MarginMSELoss(3.0)(q[owner], docs[:2][owner], docs[2:], margins)
+    assert abs(margin.item()) > 1e-3   # it would have changed the total, had it been on

@@ -76,6 +76,7 @@ RULES: dict[str, Rule] = {
     "student.max_query_length": integer(8), "student.max_doc_length": integer(8),
     "student.eval_max_doc_length": integer(8), "student.lr": number(gt=0), "student.weight_decay": number(ge=0),
     "student.warmup_ratio": FRACTION, "student.in_batch_weight": number(ge=0),
+    "student.margin_mse_weight": number(ge=0), "student.kl_weight": number(ge=0), "student.kl_temperature": number(gt=0),
     "student_data.batch_size": POSITIVE, "student_data.epochs": POSITIVE,
     "miner.depth": POSITIVE, "rounds.miner.depth": POSITIVE, "pairs.pairs_per_query": POSITIVE, "pairs.top": POSITIVE,
     "evaluation.retrieval_depth": POSITIVE, "evaluation.rerank_depth": POSITIVE,

@@ -46,3 +46,44 @@ class InBatchNegativesLoss(nn.Module):
         keep = torch.nn.functional.one_hot(target, docs.shape[0]).bool()
         logits = logits.masked_fill(mask & ~keep, float("-inf"))
         return torch.nn.functional.cross_entropy(logits, target)
+
+
+class ListwiseKLLoss(nn.Module):
+    """KL divergence between the teacher's and the student's score distributions over each group's documents: a
+    query's better document and its worse ones (Lightning IR's ``KLDivergence``; sentence-transformers'
+    ``DistillKLDivLoss``, which the tests check it equals for groups of one size).
+
+    loss = T^2 * mean_groups sum_d p_t(d) (log p_t(d) - log p_s(d)),  p = softmax(score / T) over the group.
+
+    The teacher's scores within a group are known up to a constant from the margins (t_a = 0, t_b = -margin), which
+    is all a softmax needs. Margin-MSE matches each pair's difference; this matches the whole group's ranking
+    distribution at once, so a confidently wrong negative costs more than a near tie. Inputs: query and better doc
+    [B, dim], worse docs [N, dim], ``owner`` [N] (the group of each worse doc), ``margins`` [N]. Student scores are
+    ``scale * <q, d>``, as in margin-MSE.
+    """
+
+    def __init__(self, scale: float = 1.0, temperature: float = 1.0):
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"ListwiseKLLoss: temperature must be > 0, got {temperature}")
+        self.scale, self.temperature = scale, temperature
+
+    def forward(self, query: Tensor, doc_a: Tensor, doc_b: Tensor, owner: Tensor, margins: Tensor) -> Tensor:
+        groups = query.shape[0]
+        slot = torch.zeros_like(owner)   # the position of each worse doc within its group, from 1
+        for g in range(groups):
+            hit = owner == g
+            slot[hit] = torch.arange(1, int(hit.sum()) + 1, device=owner.device)
+        width = int(slot.max()) + 1 if len(slot) else 1
+        student = torch.full((groups, width), float("-inf"), dtype=query.dtype, device=query.device)
+        teacher = torch.full((groups, width), float("-inf"), dtype=margins.dtype, device=query.device)
+        student[:, 0] = self.scale * (query * doc_a).sum(-1)
+        student[owner, slot] = self.scale * (query[owner] * doc_b).sum(-1)
+        teacher[:, 0] = 0.0
+        teacher[owner, slot] = -margins
+        t = self.temperature
+        log_q = torch.log_softmax(student / t, dim=1)
+        log_p = torch.log_softmax(teacher.to(student.dtype) / t, dim=1)
+        valid = torch.isfinite(teacher)
+        kl = torch.where(valid, log_p.exp() * (log_p - log_q), torch.zeros_like(log_q)).sum(1)
+        return kl.mean() * t * t

@@ -9,7 +9,7 @@ import torch
 from crossdistill.common.batching import to_device
 from crossdistill.common.optim import adamw_with_warmup
 from crossdistill.models.bi_encoder import load_bi_encoder
-from crossdistill.student.losses import InBatchNegativesLoss, MarginMSELoss
+from crossdistill.student.losses import InBatchNegativesLoss, ListwiseKLLoss, MarginMSELoss
 
 
 class BiEncoderStudent(pl.LightningModule):
@@ -29,6 +29,9 @@ class BiEncoderStudent(pl.LightningModule):
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
         in_batch_weight: float = 0.0,
+        margin_mse_weight: float = 1.0,
+        kl_weight: float = 0.0,
+        kl_temperature: float = 1.0,
     ):
         super().__init__()
         if isinstance(scale, str) and scale != "auto":
@@ -38,6 +41,7 @@ class BiEncoderStudent(pl.LightningModule):
         # "auto": set from the mined pairs before training (set_scale), when the teacher's margin size is known.
         self.loss_fn = MarginMSELoss(float("nan") if scale == "auto" else float(scale))
         self.in_batch = InBatchNegativesLoss()
+        self.listwise = ListwiseKLLoss(temperature=kl_temperature)
 
     @property
     def auto_scale(self) -> bool:
@@ -58,7 +62,12 @@ class BiEncoderStudent(pl.LightningModule):
         docs = self.embed(list(batch["docs_a"]) + list(batch["docs_b"]), self.hparams.max_doc_length)
         a, b = docs[: len(batch["docs_a"])], docs[len(batch["docs_a"]):]
         owner = batch["owner"]
-        loss = self.loss_fn(q[owner], a[owner], b, batch["margins"])
+        loss = self.hparams.margin_mse_weight * self.loss_fn(q[owner], a[owner], b, batch["margins"])
+        if self.hparams.kl_weight:
+            self.listwise.scale = self.loss_fn.scale
+            kl = self.listwise(q, a, b, owner, batch["margins"])
+            self.log("student/kl_loss", kl, batch_size=len(owner))
+            loss = loss + self.hparams.kl_weight * kl
         if self.hparams.in_batch_weight:
             self.in_batch.scale = self.loss_fn.scale   # the same score, scale * cos, as margin-MSE's
             queries, texts = batch["queries"], list(batch["docs_a"]) + list(batch["docs_b"])
