@@ -86,3 +86,21 @@ def test_an_error_hydra_wraps_is_reported_by_its_cause(capsys):
         cli.guarded(wrapped, None)
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "model 'x' is not a local folder" in err and "Error in call" not in err
+
+
+@pytest.mark.parametrize("override,named", [("teacher=nonexistent", "teacher/nonexistent"),
+                                            ("student.lrr=1", "student.lrr")])
+def test_an_unknown_option_or_key_is_one_line_and_exit_2(override, named, tmp_path):
+    import os
+    import subprocess
+
+    from conftest import ROOT
+
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), override, f"hydra.run.dir={tmp_path / 'o'}"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 2 and named in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    if override.startswith("teacher="):
+        assert "available options: minilm, mpnet" in result.stderr
+    assert not (tmp_path / "o").exists()   # refused before Hydra made a run folder

@@ -54,13 +54,45 @@ def _evaluate(cfg: DictConfig) -> dict:
     return guarded(run, cfg)
 
 
+def _one_line(err: Exception) -> str:
+    """Hydra's multi-line composition message as one line: what went wrong, and the options there are."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    noise = ("Config search path", "provider=", "full_key", "object_type")
+    listed = next((i for i, line in enumerate(lines) if line.startswith("Available options")), None)
+    if listed is not None:
+        options = [line for line in lines[listed + 1:] if not line.startswith(noise)]
+        return f"{lines[0]}; available options: {', '.join(options)}"
+    return "; ".join(line for line in lines if not line.startswith(noise))
+
+
+def _check_overrides(config_name: str) -> None:
+    """Compose the config from the command line's overrides before Hydra runs: an unknown group option or key is
+    one line and exit code 2 (Hydra alone prints several lines and exits 1). Sweeps and flags go to Hydra as they
+    are."""
+    args = sys.argv[1:]
+    if any(a.startswith("-") for a in args):
+        return
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_module(f"crossdistill.{CONFIGS}", version_base="1.3"):
+            compose(config_name, overrides=args)
+    except (HydraException, OmegaConfBaseException) as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        sys.exit(2)
+
+
 def train() -> None:
     """``crossdistill-train teacher=minilm``: train the teacher, mine, distil, evaluate, export."""
     _offline_defaults()
+    _check_overrides("train")
     _train()
 
 
 def evaluate() -> None:
     """``crossdistill-eval model=<folder or hub id> [reranker=...] [run_file=...] [data=beir data.path=...]``."""
     _offline_defaults()
+    _check_overrides("eval")
     _evaluate()
