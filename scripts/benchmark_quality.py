@@ -34,6 +34,7 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
                   "2026-11-28)"),
     "in_batch1": (["student.in_batch_weight=1"], "in-batch negatives cross-entropy at weight 1 instead of 10"),
     "in_batch5": (["student.in_batch_weight=5"], "in-batch negatives cross-entropy at weight 5 instead of 10"),
+    "kl1": (["student.kl_weight=1"], "+ listwise KL over each group's docs (teacher vs student softmax) at weight 1"),
     "no_pseudo": (["teacher_data.pseudo_queries=0"], "- the teacher's 800 title pseudo-queries"),
     "miner_hybrid": (["miner=hybrid"], "mining shortlists: BM25 + zero-shot student (RRF) instead of BM25"),
     "ensemble_hybrid": (["ensemble=hybrid"], "margins from z(teacher)+z(BM25)+z(student) instead of the teacher"),
