@@ -32,9 +32,8 @@ def guarded(run, cfg: DictConfig):
         return run(cfg)
     except (*expected, InstantiationException, OSError) as err:
         cause = err.__cause__ if isinstance(err, InstantiationException) else err
-        if isinstance(err, OSError) and not err.filename:
-            raise   # only a write or read of a named path (full disk, read-only folder) is the user's to fix
-        if not isinstance(cause, (*expected, OSError)):
+        # Only a read or write of a named path (a full disk, a read-only folder) is an OSError the user can fix.
+        if not isinstance(cause, expected) and not (isinstance(cause, OSError) and cause.filename):
             raise
         Console(stderr=True).print(f"[bold red]error:[/] {cause}", highlight=False, soft_wrap=True)
         sys.exit(2)
