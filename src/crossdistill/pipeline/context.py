@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
 from rich.console import Console
 
+from crossdistill.common.fingerprint import state_dict_fingerprint
 from crossdistill.common.io import remove_orphans
 from crossdistill.common.layout import RunLayout
 from crossdistill.common.precision import resolve_precision
@@ -64,6 +65,7 @@ class RunContext:
     epochs_done: int = 0                # distillation epochs of earlier rounds
     final: Any = None                   # EvalResult of the kept student on test
     results: dict | None = None         # what results.json holds (eval.py returns its systems)
+    _teacher_fingerprint: str | None = field(default=None, repr=False)
 
     @classmethod
     def start(cls, cfg: DictConfig) -> RunContext:
@@ -78,6 +80,12 @@ class RunContext:
         pl.seed_everything(cfg.seed, workers=True)
         resolve_precisions(cfg)
         return cls(cfg=cfg, layout=layout, recorder=StageRecorder(console))
+
+    def teacher_fingerprint(self) -> str:
+        """The frozen teacher's weight hash, computed once (mining keys and round keys all name it)."""
+        if self._teacher_fingerprint is None:
+            self._teacher_fingerprint = state_dict_fingerprint(self.teacher)
+        return self._teacher_fingerprint
 
     @property
     def is_global_zero(self) -> bool:

@@ -84,9 +84,9 @@ class EvaluationReport(Stage):
                 reranked = ctx.final.reranked if name == "model" else rerank(
                     run, ctx.evaluator.teacher_scores([(q, d) for q, hits in run.items() for d, _ in hits[:k]]), k)
                 runs[f"rerank_{name}"] = rerank_head(run, reranked, k)
-        systems = {name: evaluate(run, qrels, HEADLINE) for name, run in runs.items()}
-        systems["model"] = dict(ctx.final.metrics) if ctx.teacher is None else {
-            m: ctx.final.metrics[m] for m in (*HEADLINE, "lift@3")}
+        # The model's metrics come from its evaluation (with lift@3 when there is a reranker); the rest from their runs.
+        model = dict(ctx.final.metrics) if ctx.teacher is None else {m: ctx.final.metrics[m] for m in (*HEADLINE, "lift@3")}
+        systems = {name: model if name == "model" else evaluate(run, qrels, HEADLINE) for name, run in runs.items()}
         for name, run in runs.items():
             write_trec_run(ties_as_ranks(run), layout.trec_run(name, cfg.split), tag=name)
         results = {"dataset": ctx.data.dataset.name, "split": cfg.split, "queries": len(qrels),

@@ -55,7 +55,7 @@ def mine_query_set(ctx: RunContext, name: str, query_set: QuerySet, bm25_run, mi
         if miner.needs_dense else None
     shortlists = miner.shortlists(bm25_run, dense)
     check_shortlists(shortlists, data.dataset.doc_index, miner)
-    key = cache_key(teacher=state_dict_fingerprint(teacher), data=data.fingerprint, qids=qids,
+    key = cache_key(teacher=ctx.teacher_fingerprint(), data=data.fingerprint, qids=qids,
                     miner=miner_identity(miner), student=state_dict_fingerprint(student),
                     max_length=teacher.hparams.max_length, precision=cfg.inference_precision,
                     schema=ARTIFACT_COLUMNS,

@@ -67,7 +67,7 @@ class DistillRound(Stage):
         cfg = ctx.cfg
         settings = {k: OmegaConf.to_container(cfg[k], resolve=True)
                     for k in ("student", "student_data", "callbacks", "evaluation", "trainer")}
-        return cache_key(start=state_dict_fingerprint(ctx.student), teacher=state_dict_fingerprint(ctx.teacher),
+        return cache_key(start=state_dict_fingerprint(ctx.student), teacher=ctx.teacher_fingerprint(),
                          pairs=hashlib.sha256(pd.util.hash_pandas_object(ctx.mined["pairs"]).to_numpy()).hexdigest(),
                          round=self.round, offset=ctx.epochs_done, best=[ctx.best.dev, ctx.best.epoch],
                          settings=settings, metric=cfg.optimized_metric, seed=cfg.seed)
