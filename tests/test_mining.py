@@ -10,8 +10,8 @@ import torch
 from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
 from crossdistill.common.io import write_parquet_atomic
 from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
-from crossdistill.mining.ensemble import ScoreEnsemble
 from crossdistill.mining.pairs import PositiveVsShortlist, TeacherTopVsRest, margin_scale, student_agreement
+from crossdistill.teacher.ensemble import TeacherEnsemble
 
 
 def artifact() -> pd.DataFrame:
@@ -87,16 +87,45 @@ def test_failed_write_keeps_the_previous_file_intact(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["a.parquet"]  # no temp file left behind
 
 
-def test_plain_ensemble_keeps_raw_logits_and_hybrid_adds_z_scores():
+def test_plain_ensemble_keeps_raw_logits_and_weighted_members_add_z_scores():
     df = pd.DataFrame({"qid": ["q", "q", "q"], "ce_score": [3.0, 1.0, 2.0], "bm25_score": [0.0, 10.0, 5.0],
-                       "dense_score": [0.5, 0.5, 0.5]})
-    assert ScoreEnsemble().combine(df).tolist() == [3.0, 1.0, 2.0]
-    # z(ce) = (1.5, -1.5, 0) / std 0.8165 ... written out: ce mean 2, population std sqrt(2/3)
+                       "zero_shot_score": [0.5, 0.5, 0.5]})
+    assert TeacherEnsemble(members=["cross_encoder"]).combine(df).tolist() == [3.0, 1.0, 2.0]
+    assert TeacherEnsemble(members=["cross_encoder"]).is_plain_teacher
+    # z(ce): mean 2, population std sqrt(2/3); bm25: mean 5, std 5 sqrt(2/3); a constant member: z = 0
     std = (2 / 3) ** 0.5
     z_ce = [1 / std, -1 / std, 0.0]
-    z_bm25 = [-5 / (std * 5), 5 / (std * 5), 0.0]  # bm25 mean 5, std 5*sqrt(2/3)
-    got = ScoreEnsemble(cross_encoder=1.0, bm25=2.0, dense=1.0).combine(df).tolist()  # constant dense: z = 0
-    assert got == pytest.approx([c + 2 * b for c, b in zip(z_ce, z_bm25)])
+    z_bm25 = [-5 / (std * 5), 5 / (std * 5), 0.0]
+    ensemble = TeacherEnsemble(members=["cross_encoder", "bm25", "zero_shot"],
+                               weights={"cross_encoder": 1.0, "bm25": 2.0, "zero_shot": 1.0})
+    assert not ensemble.is_plain_teacher
+    assert ensemble.combine(df).tolist() == pytest.approx([c + 2 * b for c, b in zip(z_ce, z_bm25)])
+
+
+def test_ensemble_weights_are_chosen_by_dev_reranking():
+    # q1: the cross-encoder puts the relevant doc last, BM25 first; q2: both put it first.
+    df = pd.DataFrame({"qid": ["q1"] * 3 + ["q2"] * 3, "docid": ["a", "b", "c", "x", "y", "z"],
+                       "ce_score": [1.0, 3.0, 2.0, 5.0, 1.0, 0.0], "bm25_score": [9.0, 1.0, 2.0, 3.0, 2.0, 1.0]})
+    qrels = {"q1": {"a": 1}, "q2": {"x": 1}}
+    ensemble = TeacherEnsemble(members=["cross_encoder", "bm25"], grid=[0.0, 0.5, 1.0])
+    # (1, 0), (0, 1); (1, .5), (.5, 1), (1, 1): scaled copies only once
+    assert ensemble.candidates()[:2] == [{"cross_encoder": 1.0, "bm25": 0.0}, {"cross_encoder": 0.0, "bm25": 1.0}]
+    assert len(ensemble.candidates()) == 5
+    info = ensemble.choose(df, qrels)
+    # BM25 alone ranks both relevant docs first (nDCG 1); the cross-encoder alone gets q1 at rank 3: 0.5 mean of
+    # 1 and 1/log2(4) = 0.5 -> 0.75. The first combination reaching 1.0 in order (fewest members first) is BM25.
+    assert info["dev_members"] == pytest.approx({"cross_encoder": 0.75, "bm25": 1.0})
+    assert info["weights"] == {"cross_encoder": 0.0, "bm25": 1.0}
+    assert info["dev_ndcg@10"] == pytest.approx(1.0)
+    assert ensemble.weights == info["weights"]
+
+
+def test_ensemble_rejects_unknown_members_and_empty_weights():
+    with pytest.raises(ValueError, match="mpnet"):
+        TeacherEnsemble(members=["cross_encoder", "mpnet"])
+    assert TeacherEnsemble(members=["mpnet"], bi_encoders={"mpnet": "all-mpnet-base-v2"}).members == ["mpnet"]
+    with pytest.raises(ValueError, match="non-zero"):
+        TeacherEnsemble(members=["cross_encoder", "bm25"], weights={"bm25": 0.0})
 
 
 def test_bm25_score_pairs_equals_search_scores():

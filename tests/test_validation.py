@@ -54,7 +54,7 @@ def test_an_unwritable_cache_folder_is_named(tiny_bert, tiny_beir, tmp_path):
 
 def test_the_shipped_configs_pass(tiny_bert, tiny_beir, tmp_path):
     for extra in ([], ["experiment=smoke"], ["experiment=strong_teacher"], ["logger=wandb"], ["miner=hybrid"],
-                  ["pairs=teacher_top"], ["ensemble=hybrid"], ["trainer=ddp"]):
+                  ["pairs=teacher_top"], ["ensemble=cross_encoder"], ["ensemble=default"], ["trainer=ddp"]):
         validate(compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path / "out", tmp_path / "cache") + extra))
 
 

@@ -9,11 +9,14 @@ import heapq
 from pathlib import Path
 from typing import Mapping
 
+import numpy as np
+import pandas as pd
+
 from crossdistill.common.io import atomic_path
 from crossdistill.retrieval.run_file import read_trec_run
 from crossdistill.types import Run
 
-__all__ = ["read_trec_run", "rerank", "rerank_head", "ties_as_ranks", "top_k", "write_trec_run"]
+__all__ = ["read_trec_run", "rerank", "rerank_frame", "rerank_head", "ties_as_ranks", "top_k", "write_trec_run"]
 
 
 def write_trec_run(run: Run, path: str | Path, tag: str) -> None:
@@ -86,3 +89,10 @@ def rerank_head(run: Run, reranked: Run, k: int) -> Run:
         ranked = head + [(d, s) for d, s in hits if d not in seen]
         out[qid] = [(d, float(len(ranked) - i)) for i, (d, _) in enumerate(ranked)]
     return out
+
+
+def rerank_frame(frame: pd.DataFrame, score: pd.Series) -> Run:
+    """Each query's rows of ``frame`` (qid, docid) ordered by ``score``; ties keep the frame's order."""
+    ordered = frame[["qid", "docid"]].assign(_s=np.asarray(score, dtype=float), _pos=np.arange(len(frame)))
+    ordered = ordered.sort_values(["qid", "_s", "_pos"], ascending=[True, False, True])
+    return {q: list(zip(g.docid, g._s.astype(float))) for q, g in ordered.groupby("qid", sort=False)}

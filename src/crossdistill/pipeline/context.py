@@ -53,6 +53,7 @@ class RunContext:
     teacher_data: Any = None            # TeacherDataModule (also names the teacher's title-query documents)
     teacher: Any = None                 # CrossEncoderTeacher
     teacher_info: dict | None = None
+    ensemble: Any = None                # TeacherEnsemble: the teacher everywhere (members, weights chosen on dev)
     student: Any = None                 # BiEncoderStudent
     evaluator: Any = None               # RetrievalEvaluator
     init: dict | None = None            # split -> EvalResult of the zero-shot student

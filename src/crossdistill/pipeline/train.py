@@ -1,5 +1,5 @@
-"""The training pipeline: data -> BM25 -> teacher -> zero-shot student -> (mining -> distillation) x rounds ->
-test -> export -> report. Each stage is timed with its peak memory (results.json ``stages``)."""
+"""The training pipeline: data -> BM25 -> teacher -> zero-shot student -> teacher ensemble (weights on dev) ->
+(mining -> distillation) x rounds -> test -> export -> report. Each stage is timed with its peak memory (results.json ``stages``)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -11,12 +11,13 @@ from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.data import IndexBM25, PrepareData
 from crossdistill.pipeline.stages.mining import MineRound
 from crossdistill.pipeline.stages.outputs import Export, Report
-from crossdistill.pipeline.stages.student import DistillRound, FinalTest, RoundTest, ZeroShotBaseline
+from crossdistill.pipeline.stages.student import ChooseEnsemble, DistillRound, FinalTest, RoundTest, ZeroShotBaseline, ZeroShotStudent
 from crossdistill.pipeline.stages.teacher import TeacherRerank, TrainTeacher
 
 
 def train_stages(rounds: int) -> Iterator[Stage]:
-    yield from (PrepareData(), IndexBM25(), TrainTeacher(), ZeroShotBaseline(), TeacherRerank())
+    yield from (PrepareData(), IndexBM25(), TrainTeacher(), ZeroShotStudent(), ChooseEnsemble(), ZeroShotBaseline(),
+                TeacherRerank())
     for r in range(1, rounds + 1):
         yield from (MineRound(r), DistillRound(r))
         if rounds > 1:

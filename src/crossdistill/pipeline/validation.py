@@ -82,6 +82,7 @@ RULES: dict[str, Rule] = {
     "evaluation.retrieval_depth": POSITIVE, "evaluation.rerank_depth": POSITIVE,
     "evaluation.shortlist": choice("student", "hybrid"), "evaluation.batch_size": POSITIVE,
     "evaluation.teacher_batch_size": POSITIVE, "evaluation.lift_k": POSITIVE,
+    "evaluation.epoch_corpus": choice("full", "sample"), "evaluation.epoch_sample": COUNT,
     "weak_supervision.train_queries": POSITIVE, "weak_supervision.dev_queries": POSITIVE,
     "weak_supervision.min_words": POSITIVE, "weak_supervision.distill_queries": COUNT,
 }
@@ -118,6 +119,32 @@ def _arguments(target: str) -> tuple[set[str], bool] | None:
         return None
     params = inspect.signature(obj).parameters.values()
     return {p.name for p in params}, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _check_ensemble(cfg: DictConfig) -> None:
+    ensemble = cfg.get("ensemble")
+    if ensemble is None:
+        return
+    extra = set(ensemble.get("bi_encoders") or {})
+    known = ("cross_encoder", "bm25", "zero_shot", *sorted(extra))
+    for member in ensemble.get("members") or []:
+        if member not in known:
+            raise ConfigError("ensemble.members", member, f"must be one of {', '.join(known)} "
+                              "(a frozen bi-encoder needs an entry in ensemble.bi_encoders)")
+    weights = ensemble.get("weights")
+    if isinstance(weights, str) and weights != "dev":
+        raise ConfigError("ensemble.weights", weights, "must be dev or a mapping member -> weight")
+    if isinstance(weights, DictConfig):
+        for member, value in weights.items():
+            if member not in (ensemble.get("members") or []) or not number(ge=0).check(value):
+                raise ConfigError(f"ensemble.weights.{member}", value, "must be a weight >= 0 of a member in "
+                                  "ensemble.members")
+        if not any(weights.values()):
+            raise ConfigError("ensemble.weights", dict(weights), "needs at least one non-zero weight")
+    grid = ensemble.get("grid")
+    weight = number(ge=0)
+    if grid is not None and not (all(weight.check(v) for v in grid) and any(v > 0 for v in grid)):
+        raise ConfigError("ensemble.grid", list(grid), "must be weights >= 0, at least one of them > 0")
 
 
 def _check_arguments(node: Any, path: str = "") -> None:
@@ -157,7 +184,11 @@ def _check_writable(cfg: DictConfig) -> None:
 def _check_models(cfg: DictConfig) -> None:
     from crossdistill.models import ModelNotFound, resolve_model
 
-    for key in ("teacher.model", "student.model", "model", "reranker"):
+    bi_encoders = OmegaConf.select(cfg, "ensemble.bi_encoders") or {}
+    members = OmegaConf.select(cfg, "ensemble.members") or []
+    keys = ["teacher.model", "student.model", "model", "reranker",
+            *(f"ensemble.bi_encoders.{name}" for name in bi_encoders if name in members)]
+    for key in keys:
         ref = OmegaConf.select(cfg, key)
         if ref:
             try:
@@ -169,6 +200,7 @@ def _check_models(cfg: DictConfig) -> None:
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError for the first problem found; cheap checks first, model references and folders last."""
     _check_values(cfg)
+    _check_ensemble(cfg)
     _check_arguments(cfg)
     _check_models(cfg)
     _check_writable(cfg)

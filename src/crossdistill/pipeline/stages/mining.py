@@ -19,7 +19,7 @@ from crossdistill.mining.scoring import score_shortlists
 from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.data import bm25_depth
-from crossdistill.retrieval.dense import exact_search, pair_scores
+from crossdistill.retrieval.dense import pair_scores
 from crossdistill.student.data import pair_examples
 
 
@@ -51,7 +51,7 @@ def mine_query_set(ctx: RunContext, name: str, query_set: QuerySet, bm25_run, mi
     qids = list(query_set.queries)
     # Encoded once per round: for dense shortlists and the student cosine of every mined pair.
     q_emb = evaluator.encode_query_texts(student.encoder, [query_set.queries[q] for q in qids])
-    dense = exact_search(q_emb, ctx.corpus_emb, qids, data.doc_ids, evaluator.retrieval_depth) \
+    dense = evaluator.settings.index.search(q_emb, ctx.corpus_emb, qids, data.doc_ids, evaluator.retrieval_depth) \
         if miner.needs_dense else None
     shortlists = miner.shortlists(bm25_run, dense)
     check_shortlists(shortlists, data.dataset.doc_index, miner)
@@ -82,11 +82,22 @@ def mine_query_set(ctx: RunContext, name: str, query_set: QuerySet, bm25_run, mi
                                                      "shortlisted": len(artifact), "queries": len(qids)}}
 
 
+def add_member_scores(ctx: RunContext, frame: pd.DataFrame, query_set: QuerySet) -> pd.DataFrame:
+    """The ensemble members' scores the cached artifact does not hold (frozen bi-encoders: cosines from cached
+    embeddings), for every scored pair."""
+    for member in ctx.ensemble.members:
+        column = ctx.ensemble.column(member)
+        if column not in frame:
+            frame[column] = ctx.evaluator.scorers[member](query_set.queries, list(frame.qid), list(frame.docid))
+    return frame
+
+
 class MineRound(Stage):
     """Round 1 mines with ``miner``; each later round re-mines with the best student so far (its own mistakes
     become the negatives), scores the new shortlists with the same teacher, and builds the round's pairs."""
 
-    needs, provides = ("data", "teacher", "teacher_data", "student", "evaluator", "corpus_emb"), ("mined",)
+    needs = ("data", "teacher", "teacher_data", "student", "evaluator", "corpus_emb", "ensemble")
+    provides = ("mined",)
 
     def __init__(self, round_: int):
         self.round, self.name = round_, f"mining{round_suffix(round_)}"
@@ -99,11 +110,11 @@ class MineRound(Stage):
         if ctx.query_sets is None:
             ctx.query_sets = distillation_query_sets(ctx)
         miner = instantiate(cfg.miner if self.round == 1 else cfg.rounds.miner)
-        ensemble, strategy = instantiate(cfg.ensemble), instantiate(cfg.pairs)
+        ensemble, strategy = ctx.ensemble, instantiate(cfg.pairs)
         scored, pairs, examples, info = [], [], [], {}
         for name, (query_set, bm25_run) in ctx.query_sets.items():
             mined = mine_query_set(ctx, name, query_set, bm25_run, miner)
-            frame = mined["scored"]
+            frame = add_member_scores(ctx, mined["scored"], query_set)
             frame["teacher_score"] = ensemble.combine(frame)
             set_pairs = strategy.build(frame)
             scored.append(frame)

@@ -56,6 +56,16 @@ def test_systems(ctx: RunContext) -> tuple[dict[str, dict], dict[str, Run]]:
     return {n: evaluated[n] if n in evaluated else evaluate(runs[n], qrels, HEADLINE) for n in order}, runs
 
 
+def teacher_record(ctx: RunContext) -> dict:
+    """The teacher's record, with each ensemble member alone reranking the final student's test shortlists."""
+    info = dict(ctx.teacher_info)
+    members = {k.split("/", 1)[1]: v for k, v in ctx.final.metrics.items() if k.startswith("ndcg@10_reranked/")}
+    if members and "ensemble" in info:
+        info["ensemble"] = {**info["ensemble"], "test_members": members,
+                            "test_ndcg@10": ctx.final.metrics.get("ndcg@10_reranked")}
+    return info
+
+
 def results_record(ctx: RunContext, systems: dict) -> dict:
     data, cfg, rec = ctx.data, ctx.cfg, ctx.recorder
     return {
@@ -64,8 +74,8 @@ def results_record(ctx: RunContext, systems: dict) -> dict:
         "systems": systems, "best_epoch": ctx.best.epoch, "optimized_metric": cfg.optimized_metric,
         "dev": {"student_init": ctx.init["dev"].metrics, "best": ctx.best.dev,
                 "history": ctx.layout.dev_epoch_metrics()},
-        "test_final": ctx.final.metrics, "teacher": ctx.teacher_info, "mining": ctx.rounds[0], "rounds": ctx.rounds,
-        "student_scale": ctx.student.loss_fn.scale,
+        "test_final": ctx.final.metrics, "teacher": teacher_record(ctx), "mining": ctx.rounds[0], "rounds": ctx.rounds,
+        "student_scale": ctx.student.loss_fn.scale, "evaluation": ctx.evaluator.corpus_record(),
         "stages": rec.stages, "total_wall_s": rec.total_wall_s, "peak_rss_mb": rec.peak_rss_mb,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }

@@ -20,6 +20,7 @@ from crossdistill.pipeline.context import BestStudent, RunContext
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.fit import resumable_fit
 from crossdistill.pipeline.stages.teacher import load_best
+from crossdistill.teacher.members import build_scorers
 
 
 def build_evaluator(ctx: RunContext) -> RetrievalEvaluator:
@@ -29,15 +30,48 @@ def build_evaluator(ctx: RunContext) -> RetrievalEvaluator:
                               cache_scope=cache_key(data=data.fingerprint, queries=sorted(queries.items())))
 
 
-class ZeroShotBaseline(Stage):
-    """The student before distillation, evaluated on dev and test over the whole corpus."""
+class ZeroShotStudent(Stage):
+    """The student before distillation and the evaluator; the corpus encoded with its starting weights."""
 
-    name, needs = "student_init", ("data", "bm25_runs", "teacher")
-    provides = ("student", "evaluator", "init", "corpus_emb")
+    name, needs = "zero_shot", ("data", "bm25_runs", "teacher")
+    provides = ("student", "evaluator", "corpus_emb")
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
         ctx.student, ctx.evaluator = instantiate(ctx.cfg.student), build_evaluator(ctx)
         ctx.corpus_emb = ctx.evaluator.encode_corpus(ctx.student.encoder, persist=True)
+
+
+class ChooseEnsemble(Stage):
+    """The teacher ensemble around the cross-encoder: its members' scorers, and its weights (fixed, or the best
+    combination reranking the zero-shot student's dev shortlists). From here on the evaluator's teacher is the
+    ensemble; a lone cross-encoder changes nothing."""
+
+    name, needs, provides = "ensemble", ("student", "evaluator", "bm25", "corpus_emb"), ("ensemble",)
+
+    def compute(self, ctx: RunContext, key: str | None) -> None:
+        ensemble, ev = instantiate(ctx.cfg.ensemble), ctx.evaluator
+        ctx.ensemble = ensemble
+        if ensemble.is_plain_teacher:
+            ctx.teacher_info["ensemble"] = {"members": ensemble.members, "weights": ensemble.weights}
+            return
+        ev.use_ensemble(ensemble, build_scorers(ensemble, ctx.bm25, ev, ctx.cfg.student))
+        qrels = ctx.data.qrels["dev"]
+        lists = ev.shortlists("dev", ev.retrieve(ctx.student.encoder, sorted(qrels), ctx.corpus_emb))
+        frame = ev.member_frame([(q, c.docid) for q, cands in lists.items() for c in cands])
+        info = ensemble.choose(frame, qrels)
+        ctx.teacher_info["ensemble"] = info
+        alone = ", ".join(f"{m} {v:.3f}" for m, v in info["dev_members"].items())
+        ctx.console.log(f"teacher ensemble: weights {info['weights']} ({info['chosen_on']}): dev nDCG@10 "
+                        f"{info['dev_ndcg@10']:.3f} reranking the zero-shot student's top {ev.rerank_depth} "
+                        f"(members alone: {alone})")
+
+
+class ZeroShotBaseline(Stage):
+    """The student before distillation, evaluated on dev and test over the whole corpus."""
+
+    name, needs, provides = "student_init", ("student", "evaluator", "corpus_emb", "ensemble"), ("init",)
+
+    def compute(self, ctx: RunContext, key: str | None) -> None:
         ctx.init = {split: ctx.evaluator.evaluate(ctx.student.encoder, split, f"{split}_init", -1,
                                                   corpus_emb=ctx.corpus_emb) for split in ("dev", "test")}
 
@@ -68,6 +102,7 @@ class DistillRound(Stage):
         settings = {k: OmegaConf.to_container(cfg[k], resolve=True)
                     for k in ("student", "student_data", "callbacks", "evaluation", "trainer")}
         return cache_key(start=state_dict_fingerprint(ctx.student), teacher=ctx.teacher_fingerprint(),
+                         ensemble=ctx.teacher_info.get("ensemble", {}).get("weights"),
                          pairs=hashlib.sha256(pd.util.hash_pandas_object(ctx.mined["pairs"]).to_numpy()).hexdigest(),
                          round=self.round, offset=ctx.epochs_done, best=[ctx.best.dev, ctx.best.epoch],
                          settings=settings, metric=cfg.optimized_metric, seed=cfg.seed)

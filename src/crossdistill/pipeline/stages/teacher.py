@@ -78,12 +78,12 @@ class TrainTeacher(Stage):
 
 
 class TeacherRerank(Stage):
-    """The teacher reranking BM25's test top-k: the express lane without any student."""
+    """The teacher (the ensemble) reranking BM25's test top-k: the express lane without any student."""
 
-    name, needs, provides = "teacher_rerank", ("evaluator", "bm25_runs"), ("teacher_run",)
+    name, needs, provides = "teacher_rerank", ("evaluator", "bm25_runs", "ensemble"), ("teacher_run",)
     rank_zero_only = False
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
         k, bm25_test = ctx.cfg.evaluation.rerank_depth, ctx.bm25_runs["test"]
-        scores = ctx.evaluator.teacher_scores([(q, d) for q, hits in bm25_test.items() for d, _ in hits[:k]])
+        scores, _ = ctx.evaluator.reranker_scores([(q, d) for q, hits in bm25_test.items() for d, _ in hits[:k]])
         ctx.teacher_run = rerank_head(bm25_test, rerank(bm25_test, scores, k), k)

@@ -1,0 +1,122 @@
+"""The teacher as an ensemble of frozen scorers.
+
+Members: ``cross_encoder`` (the teacher trained here, or loaded as it is), ``bm25``, ``zero_shot`` (the student's
+starting weights, frozen) and any frozen bi-encoder named in ``bi_encoders`` (e.g. all-mpnet-base-v2). Each
+member's scores are z-normalised within a query's candidates, so that logits, BM25 scores and cosines can be
+added: ``teacher_score = sum_m w_m * z_m``. The weights are fixed in the config or chosen on dev (never test): every
+combination of ``grid`` values is tried as a reranker of the zero-shot student's dev shortlists, and the best by
+nDCG@10 is kept. A lone cross-encoder (``ensemble=cross_encoder``) keeps its raw logits, so margins stay in logit
+units. The student being trained is never a member: it would partly chase itself.
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from crossdistill.evaluation.metrics import evaluate
+from crossdistill.evaluation.runs import rerank_frame
+from crossdistill.types import Qrels
+
+BUILT_IN = ("cross_encoder", "bm25", "zero_shot")
+# Where the mining artifact keeps a member's raw score; other members get "<name>_score".
+COLUMNS = {"cross_encoder": "ce_score", "bm25": "bm25_score"}
+
+
+def score_column(member: str) -> str:
+    return COLUMNS.get(member, f"{member}_score")
+
+
+def zscore(frame: pd.DataFrame, column: str) -> pd.Series:
+    """``column`` standardised within each qid's rows (a query whose scores are all equal gets 0)."""
+    g = frame.groupby("qid", sort=False)[column]
+    return ((frame[column] - g.transform("mean")) / g.transform("std", ddof=0).replace(0.0, 1.0)).fillna(0.0)
+
+
+@dataclass
+class TeacherEnsemble:
+    """The config group ``ensemble``. ``weights``: a mapping member -> weight, or ``dev`` to choose them."""
+
+    members: Sequence[str] = ("cross_encoder",)
+    weights: Mapping[str, float] | str = "dev"
+    grid: Sequence[float] = (0.0, 0.5, 1.0)
+    bi_encoders: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.members = list(self.members)
+        self.bi_encoders = dict(self.bi_encoders or {})
+        unknown = [m for m in self.members if m not in BUILT_IN and m not in self.bi_encoders]
+        if not self.members or unknown:
+            raise ValueError(f"ensemble.members: {unknown or 'none'} - each must be one of {list(BUILT_IN)} or a "
+                             "name in ensemble.bi_encoders")
+        if isinstance(self.weights, str):
+            if self.weights != "dev":
+                raise ValueError(f"ensemble.weights must be 'dev' or a mapping member -> weight, got {self.weights!r}")
+            if len(self.members) == 1:
+                self.weights = {self.members[0]: 1.0}
+        else:
+            self.weights = {m: float(self.weights.get(m, 0.0)) for m in self.members}
+            if not any(self.weights.values()):
+                raise ValueError("ensemble.weights: at least one member needs a non-zero weight")
+
+    @staticmethod
+    def column(member: str) -> str:
+        return score_column(member)
+
+    @property
+    def chosen(self) -> bool:
+        return not isinstance(self.weights, str)
+
+    @property
+    def is_plain_teacher(self) -> bool:
+        """A lone cross-encoder: its raw logits are the teacher score."""
+        return self.chosen and [m for m, w in self.weights.items() if w] == ["cross_encoder"]
+
+    def combine(self, frame: pd.DataFrame, weights: Mapping[str, float] | None = None) -> pd.Series:
+        """The teacher score of each row of ``frame`` (qid, the members' score columns)."""
+        weights = weights if weights is not None else self.weights
+        if isinstance(weights, str):
+            raise RuntimeError("ensemble weights are chosen on dev first (ChooseEnsemble)")
+        active = {m: w for m, w in weights.items() if w}
+        if list(active) == ["cross_encoder"] and active["cross_encoder"] == 1.0:
+            return frame[score_column("cross_encoder")].astype(float)
+        total = pd.Series(0.0, index=frame.index)
+        for member, weight in active.items():
+            total += weight * zscore(frame, score_column(member))
+        return total
+
+    def candidates(self) -> list[dict[str, float]]:
+        """Every weight combination of the grid, scaled copies once ((.5, .5) is (1, 1)); fewest members first, then
+        the members in their listed order (the cross-encoder first)."""
+        seen, out = set(), []
+        for combo in itertools.product(sorted(set(map(float, self.grid))), repeat=len(self.members)):
+            top = max(combo)
+            if top <= 0:
+                continue
+            norm = tuple(round(w / top, 6) for w in combo)
+            if norm not in seen:
+                seen.add(norm)
+                out.append(dict(zip(self.members, norm)))
+        return sorted(out, key=lambda w: (sum(1 for v in w.values() if v), [-v for v in w.values()]))
+
+    def choose(self, frame: pd.DataFrame, qrels: Qrels) -> dict:
+        """Weights by dev nDCG@10 of reranking ``frame``'s shortlists; returns the record (members alone, the
+        combinations tried, the chosen one). A later combination must beat an earlier one to replace it."""
+        alone = {m: evaluate(rerank_frame(frame, frame[score_column(m)].astype(float)), qrels, ("ndcg@10",))["ndcg@10"]
+                 for m in self.members}
+        if self.chosen:
+            best = self.weights
+            dev = evaluate(rerank_frame(frame, self.combine(frame)), qrels, ("ndcg@10",))["ndcg@10"]
+            return {"members": self.members, "weights": best, "dev_ndcg@10": dev, "dev_members": alone,
+                    "chosen_on": "config"}
+        best, dev, tried = None, float("-inf"), 0
+        for weights in self.candidates():
+            value = evaluate(rerank_frame(frame, self.combine(frame, weights)), qrels, ("ndcg@10",))["ndcg@10"]
+            tried += 1
+            if value > dev + 1e-9:
+                best, dev = weights, value
+        self.weights = best
+        return {"members": self.members, "weights": best, "dev_ndcg@10": dev, "dev_members": alone,
+                "chosen_on": "dev", "combinations": tried}

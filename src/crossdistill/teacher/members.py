@@ -1,0 +1,52 @@
+"""The scorers behind a teacher ensemble's members other than the cross-encoder: each maps (queries, qids,
+docids) -> one score per pair. Frozen bi-encoders score by cosine with corpus embeddings cached on disk by their
+weights' content key (the zero-shot student's are the ones its baseline evaluation already made)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from crossdistill.models.bi_encoder import load_bi_encoder
+from crossdistill.retrieval.dense import pair_scores
+
+Scorer = Callable[[Mapping[str, str], Sequence[str], Sequence[str]], np.ndarray]
+
+
+class FrozenBiEncoder:
+    """Cosine of a frozen bi-encoder's query and document embeddings; query embeddings are kept by text."""
+
+    def __init__(self, encoder, evaluator):
+        self.encoder, self.evaluator = encoder.eval(), evaluator
+        self.corpus_emb = evaluator.encode_corpus(encoder, persist=True)
+        self.rows: dict[str, int] = {}
+        self.query_emb = torch.empty(0, self.corpus_emb.shape[1])
+
+    def _embed(self, texts: Sequence[str]) -> None:
+        new = sorted({t for t in texts if t not in self.rows})
+        if new:
+            emb = self.evaluator.encode_query_texts(self.encoder, new)
+            self.rows.update({t: len(self.rows) + i for i, t in enumerate(new)})
+            self.query_emb = torch.cat([self.query_emb, emb])
+
+    def __call__(self, queries: Mapping[str, str], qids: Sequence[str], docids: Sequence[str]) -> np.ndarray:
+        texts = [queries[q] for q in qids]
+        self._embed(texts)
+        doc_index = self.evaluator.doc_index
+        return pair_scores(self.query_emb, self.corpus_emb, [self.rows[t] for t in texts],
+                           [doc_index[d] for d in docids]).astype(np.float64)
+
+
+def build_scorers(ensemble, bm25, evaluator, student_cfg) -> dict[str, Scorer]:
+    """A scorer per member the cross-encoder is not (its logits come from the evaluator's cache or mining)."""
+    scorers: dict[str, Scorer] = {}
+    for member in ensemble.members:
+        if member == "bm25":
+            scorers[member] = lambda queries, qids, docids: np.asarray(
+                bm25.score_pairs(queries, list(zip(qids, docids))), dtype=np.float64)
+        elif member == "zero_shot":   # the student's starting weights, loaded afresh: never the student in training
+            scorers[member] = FrozenBiEncoder(load_bi_encoder(student_cfg.model, student_cfg.normalize), evaluator)
+        elif member != "cross_encoder":
+            scorers[member] = FrozenBiEncoder(load_bi_encoder(ensemble.bi_encoders[member], True), evaluator)
+    return scorers
