@@ -81,3 +81,29 @@ def test_a_bad_run_file_line_stops_eval_with_file_and_line(tiny_st, tmp_path):
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 2, result.stderr[-2000:]
     assert "bad.trec line 2" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_per_epoch_evaluation_searches_the_sample_and_test_the_whole_corpus(tiny_st):
+    from sentence_transformers import SentenceTransformer
+
+    from crossdistill.evaluation.evaluator import EvaluationSettings, RetrievalEvaluator
+
+    docs = {f"d{i}": f"document {i} about topic {i % 5} and cells" for i in range(40)}
+    queries = {"q1": "topic 3 cells", "q2": "topic 1"}
+    qrels = {"dev": {"q1": {"d3": 1}, "q2": {"d11": 1}}}
+    bm25 = {"dev": {"q1": [("d8", 2.0), ("d13", 1.0)], "q2": [("d1", 1.0)]}}
+    settings = EvaluationSettings(retrieval_depth=10, rerank_depth=2, precision="32", show_progress=False,
+                                  epoch_corpus="sample", epoch_sample=4, seed=1)
+    ev = RetrievalEvaluator(settings, docs, queries, qrels, bm25)
+    rows = ev.epoch_rows("dev")
+    # judged (d3, d11) + BM25 candidates (d8, d13, d1) + 4 at random
+    assert {3, 11, 8, 13, 1} <= set(rows) and len(rows) == 9 and rows == sorted(rows)
+    assert ev.epoch_rows("dev") == rows   # the same sample every epoch
+    encoder = SentenceTransformer(str(tiny_st), device="cpu")
+    sampled = ev.evaluate(encoder, "dev", "dev_epoch=000", 0, per_epoch=True).run
+    assert all(len(hits) == 9 for hits in sampled.values())
+    assert {d for hits in sampled.values() for d, _ in hits} == {f"d{i}" for i in rows}
+    full = ev.evaluate(encoder, "dev", "dev_final", 0).run
+    assert all(len(hits) == 10 for hits in full.values())
+    assert ev.corpus_record() == {"epoch_corpus": "sample", "corpus_docs": 40, "epoch_sample": 4,
+                                  "epoch_docs": {"dev": 9}, "index": {"kind": "exact", "device": "cpu"}}

@@ -55,8 +55,16 @@ def test_traces_have_documented_columns_and_one_row_per_candidate(finished_run):
     names = sorted(p.stem for p in (out / "traces").glob("*.parquet"))
     assert names == ["dev_epoch=000", "dev_epoch=001", "dev_init", "test_final", "test_init"]
     trace = pd.read_parquet(out / "traces" / "test_final.parquet")
-    assert tuple(trace.columns) == TRACE_COLUMNS
+    # The default teacher is an ensemble: a raw-score column per member after the documented columns.
+    members = ("teacher_cross_encoder", "teacher_bm25", "teacher_zero_shot")
+    assert tuple(trace.columns) == (*TRACE_COLUMNS, *members)
     shortlist = trace[trace.in_shortlist]
+    assert shortlist[list(members)].notna().all().all()
+    # teacher_score = sum of the chosen weights x each member's z-score within the query's shortlist
+    weights = json.loads((out / "results.json").read_text())["teacher"]["ensemble"]["weights"]
+    expected = sum(w * shortlist.groupby("qid")[f"teacher_{m}"].transform(lambda s: (s - s.mean()) / (s.std(ddof=0) or 1.0))
+                   for m, w in weights.items())
+    np.testing.assert_allclose(shortlist.teacher_score, expected, atol=1e-5)
     assert shortlist.groupby("qid").size().eq(cfg.evaluation.rerank_depth).all()
     assert not shortlist.duplicated(["qid", "docid"]).any()
     assert shortlist.student_init_rank.notna().any()
@@ -116,7 +124,7 @@ def test_rerun_reuses_cached_teacher_and_artifact(finished_run, tiny_bert, tiny_
     artifact = next((cache / "mining").glob("*.parquet"))
     before = artifact.stat().st_mtime_ns
     cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, cache) + [
-        "student_data.epochs=1", "logger=wandb", "ensemble=hybrid", "student.scale=auto"])
+        "student_data.epochs=1", "logger=wandb", "ensemble=cross_encoder", "student.scale=auto"])
     run(cfg)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["teacher"].get("cached")
@@ -246,3 +254,20 @@ def test_a_run_file_naming_unknown_documents_stops_mining(tiny_bert, tiny_beir, 
     with pytest.raises(DataError, match="train.trec.*'nowhere', which is not in the corpus"):
         run(compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path / "run", tmp_path / "cache") + [
             "miner=run_file", f"miner.path={run_file}", "student_data.epochs=1"]))
+
+
+
+def test_per_epoch_sample_and_an_approximate_index_are_recorded(finished_run, tiny_bert, tiny_beir, tmp_path):
+    pytest.importorskip("faiss")
+    _, _, cache, _ = finished_run
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, cache) + [
+        "student_data.epochs=1", "evaluation.epoch_corpus=sample", "evaluation.epoch_sample=5",
+        "evaluation.retrieval_depth=5", "evaluation/index=faiss_hnsw"])
+    run(cfg)
+    record = json.loads((tmp_path / "results.json").read_text())["evaluation"]
+    assert record["epoch_corpus"] == "sample" and record["corpus_docs"] == 60
+    assert record["epoch_sample"] == 5 and 5 < record["epoch_docs"]["dev"] < 60
+    # HNSW's recall of the exact top 5, measured on every test evaluation
+    assert record["index"]["kind"] == "faiss_hnsw"
+    recall = record["index"]["recall@5_vs_exact"]
+    assert set(recall) == {"test_init", "test_final"} and all(0.0 <= r <= 1.0 for r in recall.values())

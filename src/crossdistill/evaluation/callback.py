@@ -10,7 +10,8 @@ from crossdistill.evaluation.evaluator import RetrievalEvaluator
 class DistillationEvalCallback(pl.Callback):
     """At every training epoch end, rank 0 evaluates the student on ``split`` and every rank logs the result.
 
-    Encoding the whole corpus on one rank keeps the code simple and exact; the metrics are broadcast so that
+    Encoding the whole corpus (or the evaluator's per-epoch sample, ``evaluation.epoch_corpus=sample``) on one rank
+    keeps the code simple and exact; the metrics are broadcast so that
     ModelCheckpoint and early stopping see the same numbers on all ranks.
     """
 
@@ -22,7 +23,8 @@ class DistillationEvalCallback(pl.Callback):
         metrics = None
         if trainer.is_global_zero:
             epoch = self.epoch_offset + trainer.current_epoch
-            result = self.evaluator.evaluate(pl_module.encoder, self.split, dev_epoch_name(epoch, self.split), epoch)
+            result = self.evaluator.evaluate(pl_module.encoder, self.split, dev_epoch_name(epoch, self.split), epoch,
+                                             per_epoch=True)
             metrics = {f"{self.split}/{k}": float(v) for k, v in result.metrics.items()}
         metrics = trainer.strategy.broadcast(metrics, src=0)
         pl_module.log_dict(metrics, on_epoch=True, prog_bar=False, logger=True)

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import torch
@@ -15,12 +17,13 @@ from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
 from crossdistill.common.io import atomic_path, quarantine, write_parquet_atomic, write_text_atomic
 from crossdistill.common.layout import RunLayout
 from crossdistill.evaluation.metrics import evaluate
-from crossdistill.evaluation.runs import rerank
+from crossdistill.evaluation.runs import rerank, rerank_frame
 from crossdistill.evaluation.taxonomy import classify_queries, lift_by_slice, taxonomy_counts
 from crossdistill.evaluation.trace import build_trace, write_trace
 from crossdistill.models.cross_encoder import predict_logits
 from crossdistill.retrieval.dense import encode, exact_search
 from crossdistill.retrieval.fusion import reciprocal_rank_fusion, shortlist_from_run
+from crossdistill.retrieval.index import ExactSearch, recall_against_exact
 from crossdistill.types import Qrels, Run, Shortlists
 
 RETRIEVAL_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "ndcg@3", "p@3")
@@ -56,11 +59,21 @@ class EvaluationSettings:
     lift_k: int = 3
     slices: Mapping | None = None
     show_progress: bool = True
+    # Per-epoch dev evaluation over the whole corpus (full), or over a sample of it: every judged document of the
+    # split, the BM25 top retrieval_depth of its queries, and epoch_sample others drawn at random (seeded). Test
+    # evaluations always search the whole corpus.
+    index: Any = None    # a search backend (evaluation/index: exact, faiss_flat, faiss_hnsw, faiss_ivf); None = exact
+    epoch_corpus: str = "full"
+    epoch_sample: int = 10_000
+    seed: int = 13
 
     def __post_init__(self):
+        if self.epoch_corpus not in ("full", "sample"):
+            raise ValueError(f"evaluation.epoch_corpus must be 'full' or 'sample', got {self.epoch_corpus!r}")
         if self.shortlist not in ("student", "hybrid"):
             raise ValueError(f"evaluation.shortlist must be 'student' or 'hybrid', got {self.shortlist!r}")
         self.precision = "bf16" if str(self.precision).startswith("bf16") else "32"
+        self.index = self.index if self.index is not None else ExactSearch()
         self.slices = {name: tuple(bins) for name, bins in (self.slices or {}).items()}  # lift_by_slice bins
 
 
@@ -70,6 +83,13 @@ class EvalResult:
     run: Run
     reranked: Run | None   # None without a teacher
     trace: pd.DataFrame
+
+
+def add_member_columns(trace: pd.DataFrame, members: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
+    """The trace with each ensemble member's raw score of its shortlisted rows (``teacher_<member>``);
+    ``columns``: member -> its column in ``members``."""
+    named = members[["qid", "docid", *columns.values()]].rename(columns={c: f"teacher_{m}" for m, c in columns.items()})
+    return trace.merge(named.drop_duplicates(["qid", "docid"]), on=["qid", "docid"], how="left")
 
 
 class RetrievalEvaluator:
@@ -87,12 +107,16 @@ class RetrievalEvaluator:
                  layout: RunLayout | None = None, cache_scope: str = ""):
         self.settings = s = settings
         self.doc_ids, self.doc_texts, self.doc_text = list(docs), list(docs.values()), docs
+        self.doc_index = {d: i for i, d in enumerate(self.doc_ids)}
         self.queries, self.qrels, self.bm25_runs = queries, qrels, bm25_runs
         self.teacher, self.layout = teacher, layout
+        self.ensemble, self.scorers = None, {}   # a teacher ensemble around ``teacher`` (use_ensemble)
         self.retrieval_depth, self.rerank_depth, self.precision = s.retrieval_depth, s.rerank_depth, s.precision
         self.teacher_cache: dict[tuple[str, str], float] = {}
         self.init_runs: dict[str, Run] = {}
         self._corpus_cache: tuple[str, torch.Tensor] | None = None
+        self._epoch_rows: dict[str, list[int]] = {}
+        self.index_recall: dict[str, float] = {}   # eval name -> recall@depth of the ANN index against exact
         self.cache_dir = layout.evaluation_cache if layout is not None and layout.cache is not None else None
         self.cache_scope = cache_scope
         self._scores_path = None
@@ -133,9 +157,16 @@ class RetrievalEvaluator:
         return encode(encoder, list(texts), self.settings.batch_size, self.precision, False,
                       self.settings.max_query_length)
 
-    def retrieve(self, encoder: SentenceTransformer, qids: Sequence[str], corpus_emb: torch.Tensor) -> Run:
-        return exact_search(self.encode_queries(encoder, qids), corpus_emb, list(qids), self.doc_ids,
-                            self.retrieval_depth)
+    def retrieve(self, encoder: SentenceTransformer, qids: Sequence[str], corpus_emb: torch.Tensor,
+                 check_recall: str | None = None) -> Run:
+        """The top ``retrieval_depth`` of the whole corpus through the configured index; ``check_recall``: an
+        evaluation name under which an approximate index's recall against exact search is recorded."""
+        q_emb = self.encode_queries(encoder, qids)
+        run = self.settings.index.search(q_emb, corpus_emb, list(qids), self.doc_ids, self.retrieval_depth)
+        if check_recall and self.settings.index.approximate:
+            exact = exact_search(q_emb, corpus_emb, list(qids), self.doc_ids, self.retrieval_depth)
+            self.index_recall[check_recall] = recall_against_exact(run, exact, self.retrieval_depth)
+        return run
 
     def teacher_scores(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
         todo = sorted({p for p in pairs if p not in self.teacher_cache})
@@ -149,6 +180,32 @@ class RetrievalEvaluator:
                                                    "score": list(self.teacher_cache.values())}), self._scores_path)
         return {p: self.teacher_cache[p] for p in pairs}
 
+    def use_ensemble(self, ensemble, scorers: Mapping) -> None:
+        """From now on the teacher is ``ensemble`` (its cross-encoder member is ``teacher``): reranking, lift@k and
+        the trace's teacher columns use its combined score; the trace gains a raw-score column per member."""
+        self.ensemble, self.scorers = ensemble, dict(scorers)
+
+    def member_frame(self, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
+        """One row per pair: qid, docid and each ensemble member's raw score (``score_column(member)``)."""
+        frame = pd.DataFrame(list(pairs), columns=["qid", "docid"])
+        for member in self.ensemble.members:
+            if member == "cross_encoder":
+                ce = self.teacher_scores(pairs)
+                values = [ce[p] for p in pairs]
+            else:
+                values = self.scorers[member](self.queries, list(frame.qid), list(frame.docid))
+            frame[self.ensemble.column(member)] = values
+        return frame
+
+    def reranker_scores(self, pairs: Sequence[tuple[str, str]]) -> tuple[dict, pd.DataFrame | None]:
+        """The teacher's score of each pair (the ensemble's, z-normalised within each query's pairs, or the lone
+        cross-encoder's logits) and the members' raw scores (None without an ensemble)."""
+        pairs = list(pairs)
+        if self.ensemble is None or self.ensemble.is_plain_teacher:
+            return self.teacher_scores(pairs), None
+        frame = self.member_frame(pairs)
+        return dict(zip(pairs, self.ensemble.combine(frame).astype(float))), frame
+
     def shortlists(self, split: str, run: Run) -> Shortlists:
         bm25 = self.bm25_runs.get(split, {})
         if self.settings.shortlist == "hybrid":
@@ -158,24 +215,64 @@ class RetrievalEvaluator:
         return {q: [dataclasses.replace(c, origin="both") if c.docid in in_bm25.get(q, ()) else c for c in cands]
                 for q, cands in lists.items()}
 
+    def epoch_rows(self, split: str) -> list[int]:
+        """The corpus rows a per-epoch evaluation of ``split`` searches (``epoch_corpus=sample``): the split's judged
+        documents, its queries' BM25 candidates, and ``epoch_sample`` others at random; all rows when that is
+        everything."""
+        if split not in self._epoch_rows:
+            keep = {d for judged in self.qrels[split].values() for d in judged}
+            keep |= {d for hits in self.bm25_runs.get(split, {}).values() for d, _ in hits[: self.retrieval_depth]}
+            rows = {self.doc_index[d] for d in keep if d in self.doc_index}
+            rest = [i for i in range(len(self.doc_ids)) if i not in rows]
+            rows |= set(random.Random(self.settings.seed).sample(rest, min(self.settings.epoch_sample, len(rest))))
+            self._epoch_rows[split] = sorted(rows)
+        return self._epoch_rows[split]
+
+    def corpus_record(self) -> dict:
+        """What each per-epoch evaluation searched (results.json ``evaluation``)."""
+        record = {"epoch_corpus": self.settings.epoch_corpus, "corpus_docs": len(self.doc_ids),
+                  "index": self.settings.index.describe()}
+        if self.index_recall:
+            record["index"][f"recall@{self.retrieval_depth}_vs_exact"] = dict(self.index_recall)
+        if self.settings.epoch_corpus == "sample":
+            record |= {"epoch_sample": self.settings.epoch_sample,
+                       "epoch_docs": {split: len(self.epoch_rows(split)) for split in self._epoch_rows}}
+        return record
+
+    def _sampled_run(self, encoder: SentenceTransformer, split: str, qids: Sequence[str]) -> Run:
+        rows = self.epoch_rows(split)
+        emb = encode(encoder, [self.doc_texts[i] for i in rows], self.settings.batch_size, self.precision,
+                     self.settings.show_progress, self.settings.max_doc_length)
+        return self.settings.index.search(self.encode_queries(encoder, qids), emb, list(qids),
+                                          [self.doc_ids[i] for i in rows], self.retrieval_depth)
+
     def evaluate(self, encoder: SentenceTransformer, split: str, eval_name: str, epoch: int,
-                 corpus_emb: torch.Tensor | None = None) -> EvalResult:
+                 corpus_emb: torch.Tensor | None = None, per_epoch: bool = False) -> EvalResult:
+        """``per_epoch``: an evaluation during training, over the sample when ``epoch_corpus=sample``."""
         qrels = self.qrels[split]
-        if corpus_emb is None:
-            corpus_emb = self.encode_corpus(encoder)
-        run = self.retrieve(encoder, sorted(qrels), corpus_emb)
+        if per_epoch and self.settings.epoch_corpus == "sample":
+            run = self._sampled_run(encoder, split, sorted(qrels))
+        else:
+            if corpus_emb is None:
+                corpus_emb = self.encode_corpus(encoder)
+            run = self.retrieve(encoder, sorted(qrels), corpus_emb, check_recall=eval_name if split == "test" else None)
         if epoch < 0:
             self.init_runs[split] = run
         lists = self.shortlists(split, run)
-        scores = reranked = None
+        scores = reranked = members = None
         if self.teacher is not None:
-            scores = self.teacher_scores([(q, c.docid) for q, cands in lists.items() for c in cands])
+            scores, members = self.reranker_scores([(q, c.docid) for q, cands in lists.items() for c in cands])
             reranked = rerank({q: [(c.docid, c.score) for c in cands] for q, cands in lists.items()}, scores,
                               self.rerank_depth)
         trace = build_trace(eval_name=eval_name, split=split, epoch=epoch, queries=self.queries, shortlists=lists,
                             teacher_scores=scores, qrels=qrels, student_run=run,
                             student_init_run=self.init_runs.get(split), bm25_run=self.bm25_runs.get(split))
         metrics = self._metrics(run, reranked, qrels, trace)
+        if members is not None:
+            columns = {m: self.ensemble.column(m) for m in self.ensemble.members}
+            trace = add_member_columns(trace, members, columns)
+            metrics |= {f"ndcg@10_reranked/{m}": evaluate(rerank_frame(members, members[c]), qrels,
+                                                          ("ndcg@10",))["ndcg@10"] for m, c in columns.items()}
         if self.layout is not None:
             self._write(eval_name, split, epoch, metrics, trace)
         return EvalResult(metrics=metrics, run=run, reranked=reranked, trace=trace)
