@@ -25,52 +25,79 @@ ROOT = Path(__file__).resolve().parents[1]
 BASE = ["teacher=minilm"]
 # name -> (overrides on top of the default, what it shows). Order = run order = priority.
 VARIANTS: dict[str, tuple[list[str], str]] = {
-    "default": ([], "the default pipeline"),
+    "default": ([], "the default pipeline (teacher = ensemble of the trained cross-encoder, BM25 and the zero-shot "
+                "student, weights chosen on dev)"),
     "label_free": (["experiment=label_free", "rounds.count=1"], "no train qrels: title pseudo-queries only"),
-    "rounds1": (["rounds.count=1"], "one distillation round (the default until 2026-11-28)"),
-    "rounds2": (["rounds.count=2"], "a second round re-mined with the student (hybrid shortlist); the default since "
+    "ensemble_mpnet": (["ensemble=mpnet"], "+ all-mpnet-base-v2 as a frozen bi-encoder member of the teacher ensemble"),
+    "teacher_alone": (["ensemble=cross_encoder"], "the teacher is the lone cross-encoder (raw logits): the default "
+                      "until 2026-11-29"),
+    "label_free_teacher_alone": (["experiment=label_free", "rounds.count=1",
+                                   "ensemble=cross_encoder"],
+                                 "label_free with the lone cross-encoder teacher"),
+    "rounds1": (["rounds.count=1",
+                                   "ensemble=cross_encoder"],
+        "one distillation round (the default until 2026-11-28)"),
+    "rounds2": (["rounds.count=2", "ensemble=cross_encoder"],
+        "a second round re-mined with the student (hybrid shortlist); the default since "
                 "2026-11-28"),
-    "in_batch0": (["student.in_batch_weight=0"], "margin-MSE alone, no in-batch negatives (the default until "
+    "in_batch0": (["student.in_batch_weight=0", "ensemble=cross_encoder"],
+        "margin-MSE alone, no in-batch negatives (the default until "
                   "2026-11-28)"),
-    "in_batch1": (["student.in_batch_weight=1"], "in-batch negatives cross-entropy at weight 1 instead of 10"),
-    "in_batch5": (["student.in_batch_weight=5"], "in-batch negatives cross-entropy at weight 5 instead of 10"),
-    "kl1": (["student.kl_weight=1"], "+ listwise KL over each group's docs (teacher vs student softmax) at weight 1"),
-    "no_pseudo": (["teacher_data.pseudo_queries=0"], "- the teacher's 800 title pseudo-queries"),
-    "miner_hybrid": (["miner=hybrid"], "mining shortlists: BM25 + zero-shot student (RRF) instead of BM25"),
-    "ensemble_hybrid": (["ensemble=hybrid"], "margins from z(teacher)+z(BM25)+z(student) instead of the teacher"),
-    "teacher_top": (["pairs=teacher_top", "rounds.count=1"],
+    "in_batch1": (["student.in_batch_weight=1", "ensemble=cross_encoder"],
+        "in-batch negatives cross-entropy at weight 1 instead of 10"),
+    "in_batch5": (["student.in_batch_weight=5", "ensemble=cross_encoder"],
+        "in-batch negatives cross-entropy at weight 5 instead of 10"),
+    "kl1": (["student.kl_weight=1", "ensemble=cross_encoder"],
+        "+ listwise KL over each group's docs (teacher vs student softmax) at weight 1"),
+    "no_pseudo": (["teacher_data.pseudo_queries=0", "ensemble=cross_encoder"],
+        "- the teacher's 800 title pseudo-queries"),
+    "miner_hybrid": (["miner=hybrid", "ensemble=cross_encoder"],
+        "mining shortlists: BM25 + zero-shot student (RRF) instead of BM25"),
+    "teacher_top": (["pairs=teacher_top", "rounds.count=1",
+                                   "ensemble=cross_encoder"],
                     "pairs = the teacher's top 2 of the shortlist vs the rest instead of judged positives vs the "
                     "shortlist"),
-    "scale25": (["student.scale=25", "rounds.count=1"], "student score 25 x cosine instead of 10 x (scale sweep)"),
-    "scale_auto": (["student.scale=auto", "rounds.count=1"],
+    "scale25": (["student.scale=25", "rounds.count=1",
+                                   "ensemble=cross_encoder"],
+        "student score 25 x cosine instead of 10 x (scale sweep)"),
+    "scale_auto": (["student.scale=auto", "rounds.count=1",
+                                   "ensemble=cross_encoder"],
                    "student scale set from the mined pairs (mean |teacher margin| / mean |student margin|) instead "
                    "of 10"),
-    "strong_teacher": (["experiment=strong_teacher", "rounds.count=1"],
+    "strong_teacher": (["experiment=strong_teacher", "rounds.count=1",
+                                   "ensemble=cross_encoder"],
                        "the issue's strongest CPU teacher recipe (1500 pseudo-queries, 7 negatives, 192 tokens, lr "
                        "3e-5, one group per step), student scale auto, one round"),
-    "strong_teacher_scale10": (["experiment=strong_teacher", "student.scale=10", "rounds.count=1"],
+    "strong_teacher_scale10": (["experiment=strong_teacher", "student.scale=10", "rounds.count=1",
+                                   "ensemble=cross_encoder"],
                                "strong_teacher with the default student scale 10"),
-    "strong_teacher_scale25": (["experiment=strong_teacher", "student.scale=25", "rounds.count=1"],
+    "strong_teacher_scale25": (["experiment=strong_teacher", "student.scale=25", "rounds.count=1",
+                                   "ensemble=cross_encoder"],
                                "strong_teacher, scale 25"),
-    "strong_teacher_scale40": (["experiment=strong_teacher", "student.scale=40", "rounds.count=1"],
+    "strong_teacher_scale40": (["experiment=strong_teacher", "student.scale=40", "rounds.count=1",
+                                   "ensemble=cross_encoder"],
                                "strong_teacher, scale 40"),
-    "strong_teacher_pairs8": (["experiment=strong_teacher", "pairs.pairs_per_query=8", "rounds.count=1"],
+    "strong_teacher_pairs8": (["experiment=strong_teacher", "pairs.pairs_per_query=8", "rounds.count=1",
+                                   "ensemble=cross_encoder"],
                              "strong_teacher, 8 distillation pairs per query instead of 4"),
-    "strong_teacher_teacher_top": (["experiment=strong_teacher", "pairs=teacher_top", "rounds.count=1"],
+    "strong_teacher_teacher_top": (["experiment=strong_teacher", "pairs=teacher_top", "rounds.count=1",
+                                   "ensemble=cross_encoder"],
                                   "strong_teacher, pairs = the teacher's top 2 of the shortlist vs the rest (labels "
                                   "only guard against false negatives) instead of judged positives vs the shortlist"),
-    "strong_teacher_pseudo1500": (["experiment=strong_teacher", "weak_supervision.distill_queries=1500", "rounds.count=1"],
+    "strong_teacher_pseudo1500": (["experiment=strong_teacher", "weak_supervision.distill_queries=1500", "rounds.count=1",
+                                   "ensemble=cross_encoder"],
                                   "strong_teacher + 1,500 title pseudo-queries mined and distilled beside the 709 "
                                   "labelled ones (GPL-style domain adaptation of the student)"),
     "strong_teacher_teacher_top_pseudo1500": (["experiment=strong_teacher", "pairs=teacher_top",
-                                               "weak_supervision.distill_queries=1500"],
+                                               "weak_supervision.distill_queries=1500", "ensemble=cross_encoder"],
                                               "strong_teacher_teacher_top + the 1,500 distillation pseudo-queries"),
-    "strong_teacher_bf16": (["experiment=strong_teacher", "trainer.precision=bf16-mixed"],
+    "strong_teacher_bf16": (["experiment=strong_teacher", "trainer.precision=bf16-mixed", "ensemble=cross_encoder"],
                            "strong_teacher (two rounds) with its teacher trained in bf16-mixed instead of fp32"),
-    "strong_teacher_rounds2": (["experiment=strong_teacher", "rounds.count=2"],
+    "strong_teacher_rounds2": (["experiment=strong_teacher", "rounds.count=2", "ensemble=cross_encoder"],
                               "strong_teacher + a second round re-mined with the round-1 student (what experiment=strong_teacher "
                               "means since rounds.count=2 became the default)"),
-    "strong_teacher_hybrid_scale10": (["experiment=strong_teacher", "miner=hybrid", "student.scale=10", "rounds.count=1"],
+    "strong_teacher_hybrid_scale10": (["experiment=strong_teacher", "miner=hybrid", "student.scale=10", "rounds.count=1",
+                                   "ensemble=cross_encoder"],
                                       "strong_teacher_scale10, mining on BM25 + zero-shot student (RRF) shortlists"),
 }
 SYSTEMS = {
@@ -139,6 +166,23 @@ def _f(x, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
+def ensemble_rows(run: dict) -> list[str]:
+    """The teacher ensemble of a run: each member alone and the ensemble, reranking the zero-shot student's dev
+    top-20 (where the weights were chosen) and the distilled student's test top-20."""
+    e = (run.get("teacher") or {}).get("ensemble") or {}
+    if "dev_members" not in e:
+        return []
+    weights = ", ".join(f"{m} {w:g}" for m, w in e["weights"].items())
+    rows = ["", f"Teacher ensemble members, each alone as a reranker of the same shortlists (weights chosen on dev "
+            f"from {e.get('combinations', 1)} combinations: {weights}):", "",
+            "| reranker | dev nDCG@10 (zero-shot student top-20) | test nDCG@10 (distilled student top-20) |",
+            "|---|---|---|"]
+    test = e.get("test_members") or {}
+    rows += [f"| {m} | {_f(e['dev_members'][m])} | {_f(test.get(m))} |" for m in e["members"]]
+    rows.append(f"| **ensemble** | {_f(e['dev_ndcg@10'])} | {_f(e.get('test_ndcg@10'))} |")
+    return rows
+
+
 def render(bench: dict) -> str:
     """The Markdown tables: systems of the default run, per-stage cost, then one row per variant (ablation)."""
     v = bench["variants"]
@@ -154,6 +198,7 @@ def render(bench: dict) -> str:
             s = d["systems"].get(key)
             if s:
                 md.append(f"| {label} | " + " | ".join(_f(s.get(k)) for k in METRICS) + " |")
+        md += ensemble_rows(d)
         md += ["", "Stage wall time and peak memory (default run):", "", "| stage | wall s | peak RSS MiB |",
                "|---|---|---|"]
         md += [f"| {k} | {s['wall_s']:.0f} | {s['peak_rss_mb']:.0f} |" for k, s in d["stages"].items()]
