@@ -120,6 +120,19 @@ def test_ensemble_weights_are_chosen_by_dev_reranking():
     assert ensemble.weights == info["weights"]
 
 
+def test_a_saturated_dev_set_keeps_equal_weights():
+    # every member alone ranks the relevant document first: dev cannot tell them apart
+    df = pd.DataFrame({"qid": ["q1"] * 3, "docid": ["a", "b", "c"], "ce_score": [3.0, 1.0, 2.0],
+                       "bm25_score": [9.0, 8.0, 1.0]})
+    ensemble = TeacherEnsemble(members=["cross_encoder", "bm25"])
+    info = ensemble.choose(df, {"q1": {"a": 1}})
+    assert info["weights"] == {"cross_encoder": 1.0, "bm25": 1.0} == ensemble.weights
+    assert info["chosen_on"].startswith("equal weights") and info["dev_members"] == {"cross_encoder": 1.0, "bm25": 1.0}
+    # the same data with a bar above 1.0 is chosen as usual: the first best combination, the cross-encoder alone
+    assert TeacherEnsemble(members=["cross_encoder", "bm25"], saturated=1.01).choose(df, {"q1": {"a": 1}})[
+        "weights"] == {"cross_encoder": 1.0, "bm25": 0.0}
+
+
 def test_ensemble_rejects_unknown_members_and_empty_weights():
     with pytest.raises(ValueError, match="mpnet"):
         TeacherEnsemble(members=["cross_encoder", "mpnet"])

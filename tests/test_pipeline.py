@@ -65,6 +65,15 @@ def test_traces_have_documented_columns_and_one_row_per_candidate(finished_run):
     expected = sum(w * shortlist.groupby("qid")[f"teacher_{m}"].transform(lambda s: (s - s.mean()) / (s.std(ddof=0) or 1.0))
                    for m, w in weights.items())
     np.testing.assert_allclose(shortlist.teacher_score, expected, atol=1e-5)
+    # results.json and the report show each member alone reranking the same shortlists, and the ensemble
+    ensemble = json.loads((out / "results.json").read_text())["teacher"]["ensemble"]
+    assert set(ensemble["dev_members"]) == set(ensemble["test_members"]) == {"cross_encoder", "bm25", "zero_shot"}
+    from crossdistill.evaluation.metrics import evaluate
+    from crossdistill.evaluation.runs import rerank_frame
+    qrels = {q: {d: int(g) for d, g in zip(t.docid, t.label) if g > 0} for q, t in trace.groupby("qid")}
+    alone = evaluate(rerank_frame(shortlist, shortlist.teacher_bm25), qrels, ("ndcg@10",))["ndcg@10"]
+    assert ensemble["test_members"]["bm25"] == pytest.approx(alone)
+    assert "The teacher is an ensemble" in (out / "report" / "report.md").read_text()
     assert shortlist.groupby("qid").size().eq(cfg.evaluation.rerank_depth).all()
     assert not shortlist.duplicated(["qid", "docid"]).any()
     assert shortlist.student_init_rank.notna().any()
@@ -257,14 +266,16 @@ def test_a_run_file_naming_unknown_documents_stops_mining(tiny_bert, tiny_beir, 
 
 
 
-def test_per_epoch_sample_and_an_approximate_index_are_recorded(finished_run, tiny_bert, tiny_beir, tmp_path):
+def test_per_epoch_sample_an_approximate_index_and_hybrid_ensemble_choice(finished_run, tiny_bert, tiny_beir, tmp_path):
     pytest.importorskip("faiss")
     _, _, cache, _ = finished_run
     cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, cache) + [
         "student_data.epochs=1", "evaluation.epoch_corpus=sample", "evaluation.epoch_sample=5",
-        "evaluation.retrieval_depth=5", "evaluation/index=faiss_hnsw"])
+        "evaluation.retrieval_depth=5", "evaluation/index=faiss_hnsw", "ensemble.choose_on=hybrid"])
     run(cfg)
-    record = json.loads((tmp_path / "results.json").read_text())["evaluation"]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["teacher"]["ensemble"]["shortlists"] == "hybrid"
+    record = results["evaluation"]
     assert record["epoch_corpus"] == "sample" and record["corpus_docs"] == 60
     assert record["epoch_sample"] == 5 and 5 < record["epoch_docs"]["dev"] < 60
     # HNSW's recall of the exact top 5, measured on every test evaluation

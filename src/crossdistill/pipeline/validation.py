@@ -83,6 +83,7 @@ RULES: dict[str, Rule] = {
     "evaluation.shortlist": choice("student", "hybrid"), "evaluation.batch_size": POSITIVE,
     "evaluation.teacher_batch_size": POSITIVE, "evaluation.lift_k": POSITIVE,
     "evaluation.epoch_corpus": choice("full", "sample"), "evaluation.epoch_sample": COUNT,
+    "ensemble.choose_on": choice("student", "hybrid"), "ensemble.saturated": number(gt=0),
     "weak_supervision.train_queries": POSITIVE, "weak_supervision.dev_queries": POSITIVE,
     "weak_supervision.min_words": POSITIVE, "weak_supervision.distill_queries": COUNT,
 }

@@ -43,8 +43,16 @@ class TeacherEnsemble:
     weights: Mapping[str, float] | str = "dev"
     grid: Sequence[float] = (0.0, 0.5, 1.0)
     bi_encoders: Mapping[str, str] = field(default_factory=dict)
+    # The dev shortlists the weights are chosen on: the zero-shot student's top-k (what evaluation reranks), or its
+    # RRF fusion with BM25's (hybrid: neither first stage's own order is the list being reranked).
+    choose_on: str = "student"
+    # A dev set every member alone reranks to at least this nDCG@10 cannot tell them apart (label-free title
+    # queries, whose documents hold the query verbatim, score 0.99 for every member): equal weights are kept then.
+    saturated: float = 0.95
 
     def __post_init__(self):
+        if self.choose_on not in ("student", "hybrid"):
+            raise ValueError(f"ensemble.choose_on must be student or hybrid, got {self.choose_on!r}")
         self.members = list(self.members)
         self.bi_encoders = dict(self.bi_encoders or {})
         unknown = [m for m in self.members if m not in BUILT_IN and m not in self.bi_encoders]
@@ -111,6 +119,11 @@ class TeacherEnsemble:
             dev = evaluate(rerank_frame(frame, self.combine(frame)), qrels, ("ndcg@10",))["ndcg@10"]
             return {"members": self.members, "weights": best, "dev_ndcg@10": dev, "dev_members": alone,
                     "chosen_on": "config"}
+        if min(alone.values()) >= self.saturated:
+            self.weights = {m: 1.0 for m in self.members}
+            dev = evaluate(rerank_frame(frame, self.combine(frame)), qrels, ("ndcg@10",))["ndcg@10"]
+            return {"members": self.members, "weights": self.weights, "dev_ndcg@10": dev, "dev_members": alone,
+                    "chosen_on": f"equal weights: dev saturated (every member alone >= {self.saturated})"}
         best, dev, tried = None, float("-inf"), 0
         for weights in self.candidates():
             value = evaluate(rerank_frame(frame, self.combine(frame, weights)), qrels, ("ndcg@10",))["ndcg@10"]

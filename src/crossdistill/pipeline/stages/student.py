@@ -20,6 +20,7 @@ from crossdistill.pipeline.context import BestStudent, RunContext
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.fit import resumable_fit
 from crossdistill.pipeline.stages.teacher import load_best
+from crossdistill.retrieval.fusion import reciprocal_rank_fusion
 from crossdistill.teacher.members import build_scorers
 
 
@@ -56,13 +57,16 @@ class ChooseEnsemble(Stage):
             return
         ev.use_ensemble(ensemble, build_scorers(ensemble, ctx.bm25, ev, ctx.cfg.student))
         qrels = ctx.data.qrels["dev"]
-        lists = ev.shortlists("dev", ev.retrieve(ctx.student.encoder, sorted(qrels), ctx.corpus_emb))
+        run = ev.retrieve(ctx.student.encoder, sorted(qrels), ctx.corpus_emb)
+        lists = ev.shortlists("dev", run) if ensemble.choose_on == "student" else \
+            reciprocal_rank_fusion(ctx.bm25_runs["dev"], run, ev.rerank_depth)
         frame = ev.member_frame([(q, c.docid) for q, cands in lists.items() for c in cands])
         info = ensemble.choose(frame, qrels)
         ctx.teacher_info["ensemble"] = info
         alone = ", ".join(f"{m} {v:.3f}" for m, v in info["dev_members"].items())
+        info["shortlists"] = ensemble.choose_on
         ctx.console.log(f"teacher ensemble: weights {info['weights']} ({info['chosen_on']}): dev nDCG@10 "
-                        f"{info['dev_ndcg@10']:.3f} reranking the zero-shot student's top {ev.rerank_depth} "
+                        f"{info['dev_ndcg@10']:.3f} reranking the {ensemble.choose_on} dev top {ev.rerank_depth} "
                         f"(members alone: {alone})")
 
 

@@ -1,0 +1,201 @@
+"""Issue #15's scale benchmark: the framework's own cost as the corpus grows, with a tiny encoder so that model cost
+does not hide it.
+
+    python scripts/benchmark_scale.py                           # 10k, 100k and 1M documents
+    python scripts/benchmark_scale.py --sizes 10000,100000      # a subset
+    python scripts/benchmark_scale.py --mining-queries 10000,100000 --mining-docs 100000
+
+For each size a synthetic BEIR folder is written from SciFact's vocabulary (words drawn by their SciFact frequency,
+passages of MS MARCO length; each query is words of one planted relevant passage plus a random one), then one
+`python train.py` runs data -> BM25 -> teacher (one epoch) -> zero-shot student -> mining -> one distillation epoch
+-> test evaluation over the whole corpus, with a 2-layer, 32-wide BERT (MiniLM's tokenizer) as teacher and student
+and the per-epoch dev evaluation on a sample (`evaluation.epoch_corpus=sample`). Wall time and peak memory per stage
+come from the run's results.json; the growth exponent of each stage between two sizes is
+log(t2 / t1) / log(n2 / n1) (1 = linear). Results: benchmarks/scale.json and benchmarks/scale.md.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime as dt
+import json
+import math
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from benchmark_quality import describe, machine  # noqa: E402
+
+WORK = ROOT / "outputs" / "benchmark_scale"
+PASSAGE_WORDS, TITLE_WORDS = (40, 80), 6
+
+
+def scifact_vocabulary(top: int = 30_000) -> tuple[list[str], np.ndarray]:
+    """SciFact's words and their frequencies (the embedded archive's corpus)."""
+    from crossdistill.data.embedded import EMBEDDED_ARCHIVE
+
+    counts: collections.Counter = collections.Counter()
+    with tarfile.open(EMBEDDED_ARCHIVE, "r:gz") as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("corpus.jsonl"))
+        for line in tar.extractfile(member):
+            doc = json.loads(line)
+            counts.update(re.findall(r"[a-z][a-z0-9-]+", f"{doc.get('title', '')} {doc['text']}".lower()))
+    words, freq = zip(*counts.most_common(top))
+    return list(words), np.asarray(freq, dtype=np.float64) / sum(freq)
+
+
+def write_corpus(folder: Path, n_docs: int, n_train: int, n_test: int, seed: int = 0) -> Path:
+    """A BEIR folder: ``n_docs`` passages, ``n_train`` + ``n_test`` queries with one planted relevant passage each."""
+    if (folder / "qrels" / "test.tsv").exists():
+        return folder
+    rng = np.random.default_rng(seed)
+    words, p = scifact_vocabulary()
+    words = np.asarray(words)
+    folder.mkdir(parents=True, exist_ok=True)
+    lengths = rng.integers(*PASSAGE_WORDS, size=n_docs)
+    relevant = rng.choice(n_docs, size=n_train + n_test, replace=False)
+    is_relevant = set(relevant.tolist())
+    planted: dict[int, list[str]] = {}   # the relevant passages' words, to draw their queries from
+    with open(folder / "corpus.jsonl", "w") as f:
+        for start in range(0, n_docs, 50_000):
+            stop = min(n_docs, start + 50_000)
+            drawn = words[rng.choice(len(words), size=int(lengths[start:stop].sum()) + TITLE_WORDS * (stop - start),
+                                     p=p)]
+            at = 0
+            for i in range(start, stop):
+                title, body = drawn[at:at + TITLE_WORDS], drawn[at + TITLE_WORDS:at + TITLE_WORDS + lengths[i]]
+                at += TITLE_WORDS + lengths[i]
+                f.write(json.dumps({"_id": f"d{i}", "title": " ".join(title), "text": " ".join(body)}) + "\n")
+                if i in is_relevant:
+                    planted[i] = list(body)
+    with open(folder / "queries.jsonl", "w") as f:
+        for q, doc in enumerate(relevant):
+            body = planted[int(doc)]
+            terms = [body[j] for j in rng.choice(len(body), size=4, replace=False)] + [str(rng.choice(words, p=p))]
+            f.write(json.dumps({"_id": f"q{q}", "text": " ".join(terms)}) + "\n")
+    (folder / "qrels").mkdir(exist_ok=True)
+    for split, rows in (("train", range(n_train)), ("test", range(n_train, n_train + n_test))):
+        with open(folder / "qrels" / f"{split}.tsv", "w") as f:
+            f.write("query-id\tcorpus-id\tscore\n")
+            f.writelines(f"q{q}\td{relevant[q]}\t1\n" for q in rows)
+    return folder
+
+
+def tiny_encoder(folder: Path) -> Path:
+    """A 2-layer, 32-wide BERT with all-MiniLM-L6-v2's tokenizer (real word pieces, negligible model cost)."""
+    if (folder / "config.json").exists():
+        return folder
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from crossdistill.models import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("all-MiniLM-L6-v2"))
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=512)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def overrides(data: Path, model: Path, out: Path, cache: Path, dev: int) -> list[str]:
+    return ["data=beir", f"data.path={data}", f"data.dev_size={dev}", f"teacher.model={model}", f"student.model={model}",
+            "teacher.max_length=128", "teacher_data.epochs=1", "student_data.epochs=1", "rounds.count=1",
+            "student.max_doc_length=128", "student.eval_max_doc_length=128", "evaluation.epoch_corpus=sample",
+            "evaluation.epoch_sample=10000", "evaluation.batch_size=256", "evaluation.show_progress=false",
+            "+trainer.enable_progress_bar=false", "logger=none", "cache.teacher=false",
+            f"paths.cache_dir={cache}", f"hydra.run.dir={out}"]
+
+
+def run_size(n_docs: int, model: Path, extra: list[str], n_train: int = 1000, n_test: int = 200) -> dict:
+    data = write_corpus(WORK / "data" / f"docs{n_docs}", n_docs, n_train, n_test)
+    out, cache = WORK / f"docs{n_docs}-train{n_train}", WORK / f"cache-docs{n_docs}-train{n_train}"
+    dev = min(100, n_train // 5)
+    command = [sys.executable, str(ROOT / "train.py"), *overrides(data, model, out, cache, dev), *extra]
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "train.log", "w") as log:
+        done = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise SystemExit(f"{n_docs} documents: train.py failed (exit {done.returncode}); see {out / 'train.log'}")
+    res = json.loads((out / "results.json").read_text())
+    return {"docs": n_docs, "train_queries": n_train, "test_queries": n_test, "stages": res["stages"],
+            "total_wall_s": res["total_wall_s"], "peak_rss_mb": res["peak_rss_mb"], "evaluation": res["evaluation"],
+            "student_ndcg@10": res["systems"]["student"]["ndcg@10"], "bm25_ndcg@10": res["systems"]["bm25"]["ndcg@10"],
+            "mined_pairs": res["mining"]["shortlisted"], "command": "python train.py " + " ".join(command[2:])}
+
+
+def exponents(small: dict, large: dict) -> dict[str, float]:
+    ratio = math.log(large["docs"] / small["docs"])
+    return {stage: math.log(max(large["stages"][stage]["wall_s"], 1e-3) / max(s["wall_s"], 1e-3)) / ratio
+            for stage, s in small["stages"].items() if stage in large["stages"]}
+
+
+def render(bench: dict) -> str:
+    runs = sorted(bench["sizes"].values(), key=lambda r: r["docs"])
+    md = ["# Scale benchmark (synthetic SciFact-vocabulary passages, tiny encoder)", "",
+          f"Machine: {describe(bench['machine'])}; {bench['finished']}. Produced by `python scripts/benchmark_scale.py`;"
+          " raw numbers in `benchmarks/scale.json`.", ""]
+    stages = list(dict.fromkeys(s for r in runs for s in r["stages"]))
+    md += ["Wall seconds per stage (peak RSS MiB in brackets):", "",
+           "| stage | " + " | ".join(f"{r['docs']:,} docs" for r in runs) + " | exponent (last two sizes) |",
+           "|---|" + "---|" * (len(runs) + 1)]
+    growth = exponents(runs[-2], runs[-1]) if len(runs) > 1 else {}
+    for stage in stages:
+        cells = [f"{r['stages'][stage]['wall_s']:.1f} ({r['stages'][stage]['peak_rss_mb']:.0f})"
+                 if stage in r["stages"] else "–" for r in runs]
+        md.append(f"| {stage} | " + " | ".join(cells) + f" | {growth.get(stage, float('nan')):.2f} |")
+    md.append("| **total** | " + " | ".join(f"{r['total_wall_s']:.1f} ({r['peak_rss_mb']:.0f})" for r in runs) + " | |")
+    md += ["", "| docs | mined pairs | per-epoch dev docs | BM25 nDCG@10 | student nDCG@10 | peak GiB |",
+           "|---|---|---|---|---|---|"]
+    md += [f"| {r['docs']:,} | {r['mined_pairs']:,} | {r['evaluation'].get('epoch_docs', {}).get('dev', '–')} | "
+           f"{r['bm25_ndcg@10']:.3f} | {r['student_ndcg@10']:.3f} | {r['peak_rss_mb'] / 1024:.2f} |" for r in runs]
+    if bench.get("mining"):
+        md += ["", "Mining with more queries (same corpus): peak RSS of the mining stage:", "",
+               "| docs | train queries | mining wall s | mining peak MiB | mined pairs |", "|---|---|---|---|---|"]
+        md += [f"| {m['docs']:,} | {m['train_queries']:,} | {m['stages']['mining']['wall_s']:.1f} | "
+               f"{m['stages']['mining']['peak_rss_mb']:.0f} | {m['mined_pairs']:,} |" for m in bench["mining"].values()]
+    md += ["", "Commands: " + "; ".join(f"`{r['command']}`" for r in runs[:1]) + " (other sizes: their data folder)."]
+    return "\n".join(md) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--mining-queries", default="", help="train query counts for the mining-memory check")
+    parser.add_argument("--mining-docs", type=int, default=100_000)
+    parser.add_argument("--train-queries", type=int, default=1000)
+    parser.add_argument("--test-queries", type=int, default=200)
+    parser.add_argument("--work", default=str(WORK), help="where data, runs and caches go")
+    parser.add_argument("--bench-dir", default=str(ROOT / "benchmarks"))
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
+    args = parser.parse_args(argv)
+    global WORK
+    WORK = Path(args.work)
+    bench_dir = Path(args.bench_dir)
+    path = bench_dir / "scale.json"
+    bench = json.loads(path.read_text()) if path.exists() else {"sizes": {}, "mining": {}}
+    model = tiny_encoder(WORK / "tiny-encoder")
+    for n in [int(s) for s in args.sizes.split(",") if s]:
+        print(f"[scale] {n:,} documents", flush=True)
+        bench["sizes"][str(n)] = run_size(n, model, args.overrides, args.train_queries, args.test_queries)
+        print(f"[scale] {n:,} documents: {bench['sizes'][str(n)]['total_wall_s']:.0f} s, peak "
+              f"{bench['sizes'][str(n)]['peak_rss_mb']:.0f} MiB", flush=True)
+        bench["machine"], bench["finished"] = machine(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        path.write_text(json.dumps(bench, indent=2))
+        (bench_dir / "scale.md").write_text(render(bench))
+    for q in [int(s) for s in args.mining_queries.split(",") if s]:
+        print(f"[scale] mining {q:,} queries over {args.mining_docs:,} documents", flush=True)
+        bench["mining"][str(q)] = run_size(args.mining_docs, model, args.overrides, q, args.test_queries)
+        bench["machine"], bench["finished"] = machine(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        path.write_text(json.dumps(bench, indent=2))
+        (bench_dir / "scale.md").write_text(render(bench))
+
+
+if __name__ == "__main__":
+    main()

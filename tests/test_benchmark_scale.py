@@ -1,0 +1,52 @@
+"""The scale benchmark's script, at a toy size: synthetic BEIR data with planted relevant passages, runs, tables."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import benchmark_scale  # noqa: E402
+
+
+def test_synthetic_corpus_plants_each_query_in_its_relevant_passage(tmp_path):
+    folder = benchmark_scale.write_corpus(tmp_path / "beir", n_docs=200, n_train=30, n_test=10)
+    docs = {d["_id"]: d for d in map(json.loads, (folder / "corpus.jsonl").read_text().splitlines())}
+    queries = {q["_id"]: q["text"] for q in map(json.loads, (folder / "queries.jsonl").read_text().splitlines())}
+    assert len(docs) == 200 and len(queries) == 40
+    for split, n in (("train", 30), ("test", 10)):
+        rows = (folder / "qrels" / f"{split}.tsv").read_text().splitlines()[1:]
+        assert len(rows) == n
+        for row in rows:
+            qid, docid, grade = row.split("\t")
+            body = docs[docid]["text"].split()
+            assert grade == "1" and sum(w in body for w in queries[qid].split()[:4]) == 4   # 4 words from the body
+            assert benchmark_scale.PASSAGE_WORDS[0] <= len(body) < benchmark_scale.PASSAGE_WORDS[1]
+
+
+def test_growth_exponent_is_the_log_ratio_of_times_over_the_log_ratio_of_sizes():
+    small = {"docs": 10_000, "stages": {"bm25": {"wall_s": 2.0}, "mining": {"wall_s": 5.0}}}
+    large = {"docs": 100_000, "stages": {"bm25": {"wall_s": 20.0}, "mining": {"wall_s": 500.0}}}
+    assert benchmark_scale.exponents(small, large) == pytest.approx({"bm25": 1.0, "mining": 2.0})
+
+
+def test_two_sizes_run_end_to_end_and_give_growth_exponents(tmp_path):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark_scale.py"), "--sizes", "150,300",
+                           "--train-queries", "40", "--test-queries", "10", "--work", str(tmp_path / "work"),
+                           "--bench-dir", str(bench), "teacher_data.pseudo_queries=10"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    result = json.loads((bench / "scale.json").read_text())
+    assert set(result["sizes"]) == {"150", "300"}
+    small, large = result["sizes"]["150"], result["sizes"]["300"]
+    assert {"data", "bm25", "teacher", "mining", "student", "test"} <= set(small["stages"])
+    assert small["docs"] == 150 and large["evaluation"]["epoch_corpus"] == "sample"
+    assert 0.0 <= large["student_ndcg@10"] <= 1.0 and large["mined_pairs"] > 0
+    table = (bench / "scale.md").read_text()
+    assert "| bm25 |" in table and "300 docs" in table
