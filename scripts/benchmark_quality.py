@@ -28,6 +28,11 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "default": ([], "the default pipeline (teacher = ensemble of the trained cross-encoder, BM25 and the zero-shot "
                 "student, weights chosen on dev)"),
     "label_free": (["experiment=label_free", "rounds.count=1"], "no train qrels: title pseudo-queries only"),
+    "label_free_unguarded": (["experiment=label_free", "rounds.count=1", "ensemble.saturated=1.01",
+                              "rounds.keep_zero_shot=false"],
+                             "label_free with ensemble weights chosen on its saturated dev and the distilled student "
+                             "kept even when dev ranks it below the zero-shot start (the code of 2026-11-29 before "
+                             "those two guards)"),
     "ensemble_mpnet": (["ensemble=mpnet"], "+ all-mpnet-base-v2 as a frozen bi-encoder member of the teacher ensemble"),
     "teacher_alone": (["ensemble=cross_encoder"], "the teacher is the lone cross-encoder (raw logits): the default "
                       "until 2026-11-29"),

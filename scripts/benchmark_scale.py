@@ -113,9 +113,9 @@ def overrides(data: Path, model: Path, out: Path, cache: Path, dev: int) -> list
             f"paths.cache_dir={cache}", f"hydra.run.dir={out}"]
 
 
-def run_size(n_docs: int, model: Path, extra: list[str], n_train: int = 1000, n_test: int = 200) -> dict:
-    data = write_corpus(WORK / "data" / f"docs{n_docs}", n_docs, n_train, n_test)
-    out, cache = WORK / f"docs{n_docs}-train{n_train}", WORK / f"cache-docs{n_docs}-train{n_train}"
+def run_size(work: Path, n_docs: int, model: Path, extra: list[str], n_train: int = 1000, n_test: int = 200) -> dict:
+    data = write_corpus(work / "data" / f"docs{n_docs}", n_docs, n_train, n_test)
+    out, cache = work / f"docs{n_docs}-train{n_train}", work / f"cache-docs{n_docs}-train{n_train}"
     dev = min(100, n_train // 5)
     command = [sys.executable, str(ROOT / "train.py"), *overrides(data, model, out, cache, dev), *extra]
     out.mkdir(parents=True, exist_ok=True)
@@ -175,15 +175,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bench-dir", default=str(ROOT / "benchmarks"))
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_args(argv)
-    global WORK
-    WORK = Path(args.work)
+    work = Path(args.work)
     bench_dir = Path(args.bench_dir)
     path = bench_dir / "scale.json"
     bench = json.loads(path.read_text()) if path.exists() else {"sizes": {}, "mining": {}}
-    model = tiny_encoder(WORK / "tiny-encoder")
+    model = tiny_encoder(work / "tiny-encoder")
     for n in [int(s) for s in args.sizes.split(",") if s]:
         print(f"[scale] {n:,} documents", flush=True)
-        bench["sizes"][str(n)] = run_size(n, model, args.overrides, args.train_queries, args.test_queries)
+        bench["sizes"][str(n)] = run_size(work, n, model, args.overrides, args.train_queries, args.test_queries)
         print(f"[scale] {n:,} documents: {bench['sizes'][str(n)]['total_wall_s']:.0f} s, peak "
               f"{bench['sizes'][str(n)]['peak_rss_mb']:.0f} MiB", flush=True)
         bench["machine"], bench["finished"] = machine(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -191,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         (bench_dir / "scale.md").write_text(render(bench))
     for q in [int(s) for s in args.mining_queries.split(",") if s]:
         print(f"[scale] mining {q:,} queries over {args.mining_docs:,} documents", flush=True)
-        bench["mining"][str(q)] = run_size(args.mining_docs, model, args.overrides, q, args.test_queries)
+        bench["mining"][str(q)] = run_size(work, args.mining_docs, model, args.overrides, q, args.test_queries)
         bench["machine"], bench["finished"] = machine(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         path.write_text(json.dumps(bench, indent=2))
         (bench_dir / "scale.md").write_text(render(bench))

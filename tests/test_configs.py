@@ -33,6 +33,15 @@ def test_config_composes_and_instantiates(group, option, tiny_bert, tiny_beir, t
         overrides.append(f"data.path={tiny_beir}")
     if group == "miner" and option == "run_file":
         overrides.append(f"miner.path={tmp_path / 'train.trec'}")
+    if group == "hparams_search":   # a sweeper setting: checked in the Hydra config it overrides
+        from hydra import compose as hydra_compose
+        from hydra import initialize_config_dir
+
+        with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+            cfg = hydra_compose(config_name="train", overrides=overrides, return_hydra_config=True)
+        assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper") and cfg.hydra.sweeper.direction == "maximize"
+        assert cfg.optimized_metric == "dev/ndcg@10" and set(cfg.hydra.sweeper.params) >= {"student.lr"}
+        return
     cfg = compose(overrides)
     node = cfg if group == "experiment" else cfg[group]
     if group == "experiment" and option == "label_free":

@@ -79,7 +79,9 @@ def _trace_path(run_dir: Path, split: str) -> Path:
     if not layout.results.exists():
         raise FileNotFoundError(f"{layout.results}: missing; is {run_dir} a finished run directory?")
     # The dev evaluation of the epoch the run kept: the one its reported student comes from.
-    return layout.trace(dev_epoch_name(json.loads(layout.results.read_text())["best_epoch"]))
+    best = json.loads(layout.results.read_text())["best_epoch"]
+    # -1: no distilled epoch beat the zero-shot start on dev, which the run kept
+    return layout.trace("dev_init" if best < 0 else dev_epoch_name(best))
 
 
 def compare_runs(run_a: Path, run_b: Path, splits: Sequence[str] = ("dev", "test"), k: int = 10,

@@ -64,7 +64,7 @@ BOOLEAN = Rule(lambda v: isinstance(v, bool), "must be true or false")
 NONE = Rule(lambda v: v is None, "null")
 POSITIVE, COUNT, FRACTION = integer(1), integer(0), number(ge=0, lt=1)
 RULES: dict[str, Rule] = {
-    "seed": integer(0), "rounds.count": POSITIVE, "inference_precision": choice(*PRECISIONS),
+    "seed": integer(0), "rounds.count": POSITIVE, "rounds.keep_zero_shot": BOOLEAN, "inference_precision": choice(*PRECISIONS),
     "trainer.precision": choice(*PRECISIONS),
     "data.dev_size": either(POSITIVE, number(gt=0, lt=1)), "data.max_docs": either(NONE, POSITIVE),
     "teacher.max_length": integer(8), "teacher.loss": choice(*LOSSES), "teacher.lr": number(gt=0),

@@ -38,13 +38,22 @@ class FrozenBiEncoder:
                            [doc_index[d] for d in docids]).astype(np.float64)
 
 
+class BM25Pairs:
+    """BM25 scores of (qid, docid) pairs from the run's index (a class, not a closure: DDP spawn pickles it)."""
+
+    def __init__(self, bm25):
+        self.bm25 = bm25
+
+    def __call__(self, queries: Mapping[str, str], qids: Sequence[str], docids: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.bm25.score_pairs(queries, list(zip(qids, docids))), dtype=np.float64)
+
+
 def build_scorers(ensemble, bm25, evaluator, student_cfg) -> dict[str, Scorer]:
     """A scorer per member the cross-encoder is not (its logits come from the evaluator's cache or mining)."""
     scorers: dict[str, Scorer] = {}
     for member in ensemble.members:
         if member == "bm25":
-            scorers[member] = lambda queries, qids, docids: np.asarray(
-                bm25.score_pairs(queries, list(zip(qids, docids))), dtype=np.float64)
+            scorers[member] = BM25Pairs(bm25)
         elif member == "zero_shot":   # the student's starting weights, loaded afresh: never the student in training
             scorers[member] = FrozenBiEncoder(load_bi_encoder(student_cfg.model, student_cfg.normalize), evaluator)
         elif member != "cross_encoder":

@@ -74,10 +74,16 @@ class ZeroShotBaseline(Stage):
     """The student before distillation, evaluated on dev and test over the whole corpus."""
 
     name, needs, provides = "student_init", ("student", "evaluator", "corpus_emb", "ensemble"), ("init",)
+    # ... and, with rounds.keep_zero_shot, the zero-shot student as the best so far (a round must beat it on dev)
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
         ctx.init = {split: ctx.evaluator.evaluate(ctx.student.encoder, split, f"{split}_init", -1,
                                                   corpus_emb=ctx.corpus_emb) for split in ("dev", "test")}
+        if ctx.cfg.rounds.get("keep_zero_shot", True):
+            # The start is a candidate too: a distillation that dev says hurts is not what the run keeps.
+            metric = ctx.cfg.optimized_metric.split("/", 1)[1]
+            ctx.best = BestStudent(ctx.init["dev"].metrics[metric], -1,
+                                   {k: v.detach().clone() for k, v in ctx.student.state_dict().items()})
 
 
 class DistillRound(Stage):
