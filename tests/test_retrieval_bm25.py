@@ -58,3 +58,16 @@ def test_oov_and_stopword_queries_do_not_crash(retriever):
 def test_search_before_index_raises():
     with pytest.raises(RuntimeError):
         BM25Retriever().search({"q": "x"}, k=1)
+
+
+def test_a_pickled_index_scores_and_stems_as_the_original():
+    import pickle
+
+    from crossdistill.retrieval.bm25 import BM25Retriever
+
+    bm25 = BM25Retriever().index(["a", "b", "c"], ["the cat sat on the mat", "dogs run fast", "cats and dogs running"])
+    copy = pickle.loads(pickle.dumps(bm25))
+    queries = {"q": "running cats", "r": "dog runs"}   # stemming maps the surface forms onto the indexed stems
+    assert copy.search(queries, 3) == bm25.search(queries, 3) and copy.search(queries, 3)["q"]
+    assert copy.score_pairs(queries, [("q", "c"), ("r", "b")]) == bm25.score_pairs(queries, [("q", "c"), ("r", "b")])
+    assert bm25._tokenizer.stemmer is not None   # pickling left the original untouched

@@ -6,6 +6,7 @@ English stopwords) so numbers are comparable with published BM25 baselines.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping, Sequence
 
@@ -45,6 +46,23 @@ class BM25Retriever:
 
             stemmer = Stemmer.Stemmer(self.stemmer_name)
         return Tokenizer(lower=True, stopwords=self.stopwords, stemmer=stemmer)
+
+    def __getstate__(self) -> dict:
+        """Picklable (DDP spawn sends the evaluator, and with it the ensemble's BM25 member, to its workers):
+        PyStemmer's C object is dropped and made anew on unpickling; the vocabulary and index travel as they are."""
+        state = dict(self.__dict__)
+        if self._tokenizer is not None:
+            tokenizer = copy.copy(self._tokenizer)
+            tokenizer.stemmer = None
+            state["_tokenizer"] = tokenizer
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self._tokenizer is not None and self.stemmer_name:
+            import Stemmer
+
+            self._tokenizer.stemmer = Stemmer.Stemmer(self.stemmer_name).stemWord
 
     def index(self, doc_ids: Sequence[str], texts: Sequence[str]) -> "BM25Retriever":
         """Tokenise (building the vocabulary) and index the corpus; returns self for chaining."""
