@@ -124,7 +124,7 @@ def render(bench: dict) -> str:
                f"{work['rerank_pairs']:,} evaluation rerank pairs (cached per pair across epochs, so fewer are "
                f"scored), training as in its teacher stage ({work['teacher_wall_s']:.0f} s with MiniLM). Priced per body "
                "(scoring only, training scaled by the training-throughput ratio to MiniLM):", "",
-               "| body | mining + rerank s | teacher training s (est.) |", "|---|---|---|"]
+               "| body | mining + rerank s (upper bound: every rerank pair scored) | teacher training s (est.) |", "|---|---|---|"]
         base = bench["bodies"].get("minilm@128")
         for name, b in bench["bodies"].items():
             score_s = (work["mined_pairs"] + work["rerank_pairs"]) / b["inference_pairs_per_s"]
