@@ -110,6 +110,8 @@ def overrides(data: Path, model: Path, out: Path, cache: Path, dev: int) -> list
             "student.max_doc_length=128", "student.eval_max_doc_length=128", "evaluation.epoch_corpus=sample",
             "evaluation.epoch_sample=10000", "evaluation.batch_size=256", "evaluation.show_progress=false",
             "+trainer.enable_progress_bar=false", "logger=none", "cache.teacher=false",
+            # the distilled student is always the one tested: its corpus encoding is part of the cost measured
+            "rounds.keep_zero_shot=false",
             f"paths.cache_dir={cache}", f"hydra.run.dir={out}"]
 
 
