@@ -59,10 +59,10 @@ class EvaluationSettings:
     lift_k: int = 3
     slices: Mapping | None = None
     show_progress: bool = True
+    index: Any = None    # a search backend (evaluation/index: exact, faiss_flat, faiss_hnsw, faiss_ivf); None = exact
     # Per-epoch dev evaluation over the whole corpus (full), or over a sample of it: every judged document of the
     # split, the BM25 top retrieval_depth of its queries, and epoch_sample others drawn at random (seeded). Test
     # evaluations always search the whole corpus.
-    index: Any = None    # a search backend (evaluation/index: exact, faiss_flat, faiss_hnsw, faiss_ivf); None = exact
     epoch_corpus: str = "full"
     epoch_sample: int = 10_000
     seed: int = 13
