@@ -17,7 +17,7 @@ from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
 from crossdistill.common.io import atomic_path, quarantine, write_parquet_atomic, write_text_atomic
 from crossdistill.common.layout import RunLayout
 from crossdistill.evaluation.metrics import evaluate
-from crossdistill.evaluation.runs import rerank, rerank_frame
+from crossdistill.evaluation.runs import rerank, reranked_ndcg
 from crossdistill.evaluation.taxonomy import classify_queries, lift_by_slice, taxonomy_counts
 from crossdistill.evaluation.trace import build_trace, write_trace
 from crossdistill.models.cross_encoder import predict_logits
@@ -271,8 +271,7 @@ class RetrievalEvaluator:
         if members is not None:
             columns = {m: self.ensemble.column(m) for m in self.ensemble.members}
             trace = add_member_columns(trace, members, columns)
-            metrics |= {f"ndcg@10_reranked/{m}": evaluate(rerank_frame(members, members[c]), qrels,
-                                                          ("ndcg@10",))["ndcg@10"] for m, c in columns.items()}
+            metrics |= {f"ndcg@10_reranked/{m}": reranked_ndcg(members, members[c], qrels) for m, c in columns.items()}
         if self.layout is not None:
             self._write(eval_name, split, epoch, metrics, trace)
         return EvalResult(metrics=metrics, run=run, reranked=reranked, trace=trace)

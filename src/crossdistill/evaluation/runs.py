@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 
 from crossdistill.common.io import atomic_path
+from crossdistill.evaluation.metrics import evaluate
 from crossdistill.retrieval.run_file import read_trec_run
 from crossdistill.types import Run
 
-__all__ = ["read_trec_run", "rerank", "rerank_frame", "rerank_head", "ties_as_ranks", "top_k", "write_trec_run"]
+__all__ = ["read_trec_run", "rerank", "rerank_frame", "rerank_head", "reranked_ndcg", "ties_as_ranks", "top_k", "write_trec_run"]
 
 
 def write_trec_run(run: Run, path: str | Path, tag: str) -> None:
@@ -96,3 +97,8 @@ def rerank_frame(frame: pd.DataFrame, score: pd.Series) -> Run:
     ordered = frame[["qid", "docid"]].assign(_s=np.asarray(score, dtype=float), _pos=np.arange(len(frame)))
     ordered = ordered.sort_values(["qid", "_s", "_pos"], ascending=[True, False, True])
     return {q: list(zip(g.docid, g._s.astype(float))) for q, g in ordered.groupby("qid", sort=False)}
+
+
+def reranked_ndcg(frame: pd.DataFrame, score: pd.Series, qrels, k: int = 10) -> float:
+    """Mean nDCG@k of ``frame``'s shortlists reordered by ``score`` (a reranker judged on the lists it was given)."""
+    return evaluate(rerank_frame(frame, score), qrels, (f"ndcg@{k}",))[f"ndcg@{k}"]

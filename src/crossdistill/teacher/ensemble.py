@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from crossdistill.evaluation.metrics import evaluate
-from crossdistill.evaluation.runs import rerank_frame
+from crossdistill.evaluation.runs import reranked_ndcg
 from crossdistill.types import Qrels
 
 BUILT_IN = ("cross_encoder", "bm25", "zero_shot")
@@ -112,21 +111,20 @@ class TeacherEnsemble:
     def choose(self, frame: pd.DataFrame, qrels: Qrels) -> dict:
         """Weights by dev nDCG@10 of reranking ``frame``'s shortlists; returns the record (members alone, the
         combinations tried, the chosen one). A later combination must beat an earlier one to replace it."""
-        alone = {m: evaluate(rerank_frame(frame, frame[score_column(m)].astype(float)), qrels, ("ndcg@10",))["ndcg@10"]
-                 for m in self.members}
+        alone = {m: reranked_ndcg(frame, frame[score_column(m)].astype(float), qrels) for m in self.members}
         if self.chosen:
             best = self.weights
-            dev = evaluate(rerank_frame(frame, self.combine(frame)), qrels, ("ndcg@10",))["ndcg@10"]
+            dev = reranked_ndcg(frame, self.combine(frame), qrels)
             return {"members": self.members, "weights": best, "dev_ndcg@10": dev, "dev_members": alone,
                     "chosen_on": "config"}
         if min(alone.values()) >= self.saturated:
             self.weights = {m: 1.0 for m in self.members}
-            dev = evaluate(rerank_frame(frame, self.combine(frame)), qrels, ("ndcg@10",))["ndcg@10"]
+            dev = reranked_ndcg(frame, self.combine(frame), qrels)
             return {"members": self.members, "weights": self.weights, "dev_ndcg@10": dev, "dev_members": alone,
                     "chosen_on": f"equal weights: dev saturated (every member alone >= {self.saturated})"}
         best, dev, tried = None, float("-inf"), 0
         for weights in self.candidates():
-            value = evaluate(rerank_frame(frame, self.combine(frame, weights)), qrels, ("ndcg@10",))["ndcg@10"]
+            value = reranked_ndcg(frame, self.combine(frame, weights), qrels)
             tried += 1
             if value > dev + 1e-9:
                 best, dev = weights, value

@@ -61,10 +61,8 @@ class ChooseEnsemble(Stage):
         lists = ev.shortlists("dev", run) if ensemble.choose_on == "student" else \
             reciprocal_rank_fusion(ctx.bm25_runs["dev"], run, ev.rerank_depth)
         frame = ev.member_frame([(q, c.docid) for q, cands in lists.items() for c in cands])
-        info = ensemble.choose(frame, qrels)
-        ctx.teacher_info["ensemble"] = info
+        info = ctx.teacher_info["ensemble"] = {**ensemble.choose(frame, qrels), "shortlists": ensemble.choose_on}
         alone = ", ".join(f"{m} {v:.3f}" for m, v in info["dev_members"].items())
-        info["shortlists"] = ensemble.choose_on
         ctx.console.log(f"teacher ensemble: weights {info['weights']} ({info['chosen_on']}): dev nDCG@10 "
                         f"{info['dev_ndcg@10']:.3f} reranking the {ensemble.choose_on} dev top {ev.rerank_depth} "
                         f"(members alone: {alone})")
