@@ -3,7 +3,7 @@ does not hide it.
 
     python scripts/benchmark_scale.py                           # 10k, 100k and 1M documents
     python scripts/benchmark_scale.py --sizes 10000,100000      # a subset
-    python scripts/benchmark_scale.py --mining-queries 10000,100000 --mining-docs 100000
+    python scripts/benchmark_scale.py --sizes "" --mining-queries 10000,100000 --mining-docs 200000
 
 For each size a synthetic BEIR folder is written from SciFact's vocabulary (words drawn by their SciFact frequency,
 passages of MS MARCO length; each query is words of one planted relevant passage plus a random one), then one
@@ -116,7 +116,7 @@ def overrides(data: Path, model: Path, out: Path, cache: Path, dev: int) -> list
 
 
 def run_size(work: Path, n_docs: int, model: Path, extra: list[str], n_train: int = 1000, n_test: int = 200) -> dict:
-    data = write_corpus(work / "data" / f"docs{n_docs}", n_docs, n_train, n_test)
+    data = write_corpus(work / "data" / f"docs{n_docs}-train{n_train}-test{n_test}", n_docs, n_train, n_test)
     out, cache = work / f"docs{n_docs}-train{n_train}", work / f"cache-docs{n_docs}-train{n_train}"
     dev = min(100, n_train // 5)
     command = [sys.executable, str(ROOT / "train.py"), *overrides(data, model, out, cache, dev), *extra]
@@ -159,9 +159,12 @@ def render(bench: dict) -> str:
            f"{r['bm25_ndcg@10']:.3f} | {r['student_ndcg@10']:.3f} | {r['peak_rss_mb'] / 1024:.2f} |" for r in runs]
     if bench.get("mining"):
         md += ["", "Mining with more queries (same corpus): peak RSS of the mining stage:", "",
-               "| docs | train queries | mining wall s | mining peak MiB | mined pairs |", "|---|---|---|---|---|"]
+               "| docs | train queries | mining wall s | mining peak MiB | run peak MiB | mined pairs |",
+               "|---|---|---|---|---|---|"]
         md += [f"| {m['docs']:,} | {m['train_queries']:,} | {m['stages']['mining']['wall_s']:.1f} | "
-               f"{m['stages']['mining']['peak_rss_mb']:.0f} | {m['mined_pairs']:,} |" for m in bench["mining"].values()]
+               f"{m['stages']['mining']['peak_rss_mb']:.0f} | {m['peak_rss_mb']:.0f} | {m['mined_pairs']:,} |"
+               for m in bench["mining"].values()]
+        md += ["", "Command (mining check): " + next(f"`{m['command']}`" for m in bench["mining"].values())]
     md += ["", "Commands: " + "; ".join(f"`{r['command']}`" for r in runs[:1]) + " (other sizes: their data folder)."]
     return "\n".join(md) + "\n"
 
@@ -170,7 +173,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--mining-queries", default="", help="train query counts for the mining-memory check")
-    parser.add_argument("--mining-docs", type=int, default=100_000)
+    parser.add_argument("--mining-docs", type=int, default=200_000,
+                        help="corpus of the mining check (one planted passage per query: more than the queries)")
+    parser.add_argument("--mining-steps", type=int, default=50,
+                        help="the mining check's teacher and student fits stop after this many steps (mining itself "
+                             "covers every query)")
     parser.add_argument("--train-queries", type=int, default=1000)
     parser.add_argument("--test-queries", type=int, default=200)
     parser.add_argument("--work", default=str(WORK), help="where data, runs and caches go")
@@ -192,7 +199,9 @@ def main(argv: list[str] | None = None) -> None:
         (bench_dir / "scale.md").write_text(render(bench))
     for q in [int(s) for s in args.mining_queries.split(",") if s]:
         print(f"[scale] mining {q:,} queries over {args.mining_docs:,} documents", flush=True)
-        bench["mining"][str(q)] = run_size(work, args.mining_docs, model, args.overrides, q, args.test_queries)
+        bench["mining"][str(q)] = run_size(work, args.mining_docs, model,
+                                           [*args.overrides, f"+trainer.max_steps={args.mining_steps}"], q,
+                                           args.test_queries)
         bench["machine"], bench["finished"] = machine(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         path.write_text(json.dumps(bench, indent=2))
         (bench_dir / "scale.md").write_text(render(bench))

@@ -30,6 +30,13 @@ RETRIEVAL_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "ndcg@3", "
 HEADLINE = ("ndcg@10", "mrr@10", "recall@10", "recall@100")
 
 
+def shard(items: Sequence, rank: int, world_size: int) -> list:
+    """Rank ``rank``'s contiguous share of ``items`` (ceil(n / world_size) each; the last ones may be short or
+    empty): concatenated in rank order, the shares are ``items``."""
+    size = -(-len(items) // world_size)
+    return list(items[rank * size:(rank + 1) * size])
+
+
 def read_or_discard(path, read):
     """``read(path)`` of a cached file; None when there is none, or when it cannot be read (then moved aside)."""
     if path is None or not path.exists():
@@ -168,17 +175,36 @@ class RetrievalEvaluator:
             self.index_recall[check_recall] = recall_against_exact(run, exact, self.retrieval_depth)
         return run
 
+    def _teacher_logits(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        return predict_logits(self.teacher, [(self.queries[q], self.doc_text[d]) for q, d in pairs],
+                              self.settings.teacher_batch_size, self.precision)
+
+    def _remember(self, todo: Sequence[tuple[str, str]], logits: Sequence[float], write: bool = True) -> None:
+        self.teacher_cache.update(zip(todo, logits))
+        if write and self._scores_path is not None:
+            qids, docids = zip(*self.teacher_cache)
+            write_parquet_atomic(pd.DataFrame({"qid": qids, "docid": docids,
+                                               "score": list(self.teacher_cache.values())}), self._scores_path)
+
     def teacher_scores(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
         todo = sorted({p for p in pairs if p not in self.teacher_cache})
         if todo:
-            logits = predict_logits(self.teacher, [(self.queries[q], self.doc_text[d]) for q, d in todo],
-                                    self.settings.teacher_batch_size, self.precision)
-            self.teacher_cache.update(zip(todo, logits))
-            if self._scores_path is not None:
-                qids, docids = zip(*self.teacher_cache)
-                write_parquet_atomic(pd.DataFrame({"qid": qids, "docid": docids,
-                                                   "score": list(self.teacher_cache.values())}), self._scores_path)
+            self._remember(todo, self._teacher_logits(todo))
         return {p: self.teacher_cache[p] for p in pairs}
+
+    def share_teacher_scores(self, pairs: Sequence[tuple[str, str]], strategy) -> None:
+        """Under a multi-process ``strategy``: the pairs rank 0 has no teacher score for, scored a share per rank and
+        gathered into every rank's cache (only rank 0 writes the cache file); ``teacher_scores`` then finds them."""
+        todo = sorted({p for p in pairs if p not in self.teacher_cache}) if strategy.global_rank == 0 else None
+        todo = strategy.broadcast(todo, src=0)
+        if not todo:
+            return
+        mine = shard(todo, strategy.global_rank, strategy.world_size)
+        local = torch.full((-(-len(todo) // strategy.world_size),), float("nan"))
+        if mine:
+            local[:len(mine)] = torch.tensor(self._teacher_logits(mine), dtype=torch.float32)
+        gathered = strategy.all_gather(local).reshape(-1)[:len(todo)]   # rank order = the shards' order
+        self._remember(todo, gathered.tolist(), write=strategy.global_rank == 0)
 
     def use_ensemble(self, ensemble, scorers: Mapping) -> None:
         """From now on the teacher is ``ensemble`` (its cross-encoder member is ``teacher``): reranking, lift@k and
@@ -239,19 +265,50 @@ class RetrievalEvaluator:
                        "epoch_docs": {split: len(self.epoch_rows(split)) for split in self._epoch_rows}}
         return record
 
-    def _sampled_run(self, encoder: SentenceTransformer, split: str, qids: Sequence[str]) -> Run:
-        rows = self.epoch_rows(split)
+    def _search_rows(self, encoder: SentenceTransformer, qids: Sequence[str], rows: Sequence[int]) -> Run:
+        """The top ``retrieval_depth`` of the corpus rows ``rows`` (encoded now) through the configured index."""
         emb = encode(encoder, [self.doc_texts[i] for i in rows], self.settings.batch_size, self.precision,
                      self.settings.show_progress, self.settings.max_doc_length)
         return self.settings.index.search(self.encode_queries(encoder, qids), emb, list(qids),
                                           [self.doc_ids[i] for i in rows], self.retrieval_depth)
 
+    def sharded_run(self, encoder: SentenceTransformer, qids: Sequence[str], rows: Sequence[int], strategy) -> Run:
+        """``_search_rows`` across the ranks of ``strategy``: each rank encodes and searches its contiguous share of
+        ``rows``; the shares' top lists are gathered (Lightning's ``all_gather``) and merged into every rank's run, so
+        no rank holds the whole corpus's embeddings or idles while another encodes it."""
+        qids, k = list(qids), min(self.retrieval_depth, len(rows))
+        scores = torch.full((len(qids), k), float("-inf"))
+        found = torch.full((len(qids), k), -1, dtype=torch.long)
+        mine = shard(rows, strategy.global_rank, strategy.world_size)
+        if mine:
+            part = self._search_rows(encoder, qids, mine)
+            for i, hits in enumerate(part.get(qid, []) for qid in qids):
+                scores[i, :len(hits)] = torch.tensor([s for _, s in hits], dtype=torch.float32)
+                found[i, :len(hits)] = torch.tensor([self.doc_index[d] for d, _ in hits])
+        scores, found = (strategy.all_gather(t).permute(1, 0, 2).reshape(len(qids), -1) for t in (scores, found))
+        top, at = torch.topk(scores, k, dim=1)
+        found = found.gather(1, at)
+        return {qid: [(self.doc_ids[r], s) for r, s in zip(found[i].tolist(), top[i].tolist()) if r >= 0]
+                for i, qid in enumerate(qids)}
+
     def evaluate(self, encoder: SentenceTransformer, split: str, eval_name: str, epoch: int,
-                 corpus_emb: torch.Tensor | None = None, per_epoch: bool = False) -> EvalResult:
-        """``per_epoch``: an evaluation during training, over the sample when ``epoch_corpus=sample``."""
+                 corpus_emb: torch.Tensor | None = None, per_epoch: bool = False, strategy=None) -> EvalResult | None:
+        """``per_epoch``: an evaluation during training, over the sample when ``epoch_corpus=sample``. ``strategy``:
+        a Lightning strategy whose ranks all call this together (the per-epoch callback under DDP): corpus encoding,
+        search and teacher scoring are shared out across them; rank 0 builds and writes the result, the others
+        return None."""
         qrels = self.qrels[split]
-        if per_epoch and self.settings.epoch_corpus == "sample":
-            run = self._sampled_run(encoder, split, sorted(qrels))
+        sampled = per_epoch and self.settings.epoch_corpus == "sample"
+        if strategy is not None and strategy.world_size > 1:
+            rows = self.epoch_rows(split) if sampled else range(len(self.doc_ids))
+            run = self.sharded_run(encoder, sorted(qrels), rows, strategy)
+            if self.teacher is not None:
+                lists = self.shortlists(split, run)
+                self.share_teacher_scores([(q, c.docid) for q, cands in lists.items() for c in cands], strategy)
+            if strategy.global_rank != 0:
+                return None
+        elif sampled:
+            run = self._search_rows(encoder, sorted(qrels), self.epoch_rows(split))
         else:
             if corpus_emb is None:
                 corpus_emb = self.encode_corpus(encoder)
