@@ -33,7 +33,7 @@ def scifact_pairs(n: int) -> list[tuple[str, str]]:
     from crossdistill.data.embedded import scifact_path
 
     data = load_beir(scifact_path(ROOT / ".cache"))
-    text = dict(zip(data.doc_ids, data.doc_texts()))
+    text = data.documents
     pairs = [(data.queries[q], text[d]) for q, docs in sorted(data.qrels["train"].items()) for d in docs]
     return (pairs * (n // len(pairs) + 1))[:n]
 

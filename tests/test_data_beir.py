@@ -41,11 +41,14 @@ def jsonl(rows):
 def test_good_folder_loads(tmp_path):
     ds = load_beir(write(tmp_path / "toy"))
     assert isinstance(ds, BeirDataset) and ds.name == "toy"
-    assert len(ds.corpus) == 6 and ds.corpus.column_names == ["docid", "title", "text"]
+    assert len(ds.corpus) == 6 and ds.corpus.column_names == ["docid", "title", "text", "contents", "body"]
     assert ds.doc_ids == ["d1", "d2", "d3", "d4", "d5", "d6"]
     assert ds.doc_index["d4"] == 3
     assert ds.corpus["title"][1] == "" and ds.corpus["title"][4] == ""
-    assert ds.doc_texts() == ["Alpha first doc", "no title here", "padded", "Delta fourth doc", "null title", "Zeta sixth doc"]
+    texts = ["Alpha first doc", "no title here", "padded", "Delta fourth doc", "null title", "Zeta sixth doc"]
+    assert list(ds.documents.values()) == texts and ds.documents.texts([5, 0]) == [texts[5], texts[0]]
+    assert ds.documents["d4"] == "Delta fourth doc" and ds.documents.view("body")["d4"] == "fourth doc"
+    assert ds.documents.lengths([0, 2]) == [len(texts[0]), len(texts[2])]
     assert len(ds.queries) == 5 and ds.queries["q5"] == "query q5"
     assert ds.qrels == {"train": {"q2": {"d1": 1}, "q1": {"d2": 1, "d3": 0}}, "test": {"q3": {"d4": 2}, "q4": {"d1": 1}}}
     assert list(ds.split_queries("train")) == ["q2", "q1"]
@@ -166,3 +169,24 @@ def test_subset_keeps_judged_docs(tmp_path):
     assert set(tiny.doc_ids) == {"d1", "d2", "d3", "d4"} and tiny.qrels == ds.qrels
     with pytest.raises(ValueError, match="dev"):
         ds.subset(max_docs=None, max_queries={"dev": 1}, seed=0)
+
+
+def test_corpus_is_written_once_as_arrow_and_memory_mapped(tmp_path):
+    root = write(tmp_path / "toy")
+    in_memory = load_beir(root)
+    mapped = load_beir(root, arrow_dir=tmp_path / "arrow")
+    files = list((tmp_path / "arrow").iterdir())
+    assert len(files) == 1 and files[0].name.startswith("corpus-") and files[0].suffix == ".arrow"
+    assert [f["filename"] for f in mapped.corpus.cache_files] == [str(files[0])]   # read from the file, not memory
+    assert not in_memory.corpus.cache_files
+    assert list(mapped.documents.items()) == list(in_memory.documents.items())
+    assert mapped.fingerprint == in_memory.fingerprint
+    subset = mapped.subset(max_docs=3, max_queries=None, seed=0)   # rows selected over the mapped table
+    assert list(subset.documents.values()) == [in_memory.documents[d] for d in subset.doc_ids]
+
+
+def test_a_corpus_that_fails_validation_leaves_no_arrow_file(tmp_path):
+    root = write(tmp_path / "toy", corpus=[{"_id": "d1", "text": "fine"}, {"_id": "d2"}])
+    with pytest.raises(DataError, match="line 2"):
+        load_beir(root, arrow_dir=tmp_path / "arrow")
+    assert not any((tmp_path / "arrow").iterdir())

@@ -10,7 +10,12 @@ from torch.utils.data import Dataset
 def longest_first(texts: Sequence[str]) -> list[int]:
     """Indices of ``texts`` by decreasing character length (stable): batches of similar length waste little compute
     on padding. Callers scatter results back through these indices, so the output order is the input order."""
-    return sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    return by_length(list(map(len, texts)))
+
+
+def by_length(lengths: Sequence[int]) -> list[int]:
+    """``longest_first`` from the lengths alone (texts not fetched yet)."""
+    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
 
 
 def to_device(features: Mapping, device: torch.device) -> dict:

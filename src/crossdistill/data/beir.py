@@ -17,6 +17,8 @@ from pathlib import Path
 
 import datasets
 
+from crossdistill.data.corpus import Corpus, CorpusWriter
+
 __all__ = ["DataError", "BeirDataset", "load_beir"]
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
@@ -56,7 +58,7 @@ class BeirDataset:
 
     @cached_property
     def _doc_ids(self) -> list[str]:
-        return list(self.corpus["docid"])
+        return self.corpus.with_format("arrow")["docid"].to_pylist()
 
     @property
     def doc_ids(self) -> list[str]:
@@ -68,13 +70,10 @@ class BeirDataset:
         """docid -> row in ``corpus``."""
         return {d: i for i, d in enumerate(self._doc_ids)}
 
-    def doc_texts(self) -> list[str]:
-        """Text to encode per document: "title text" (just text when there is no title)."""
-        out = []
-        for title, text in zip(self.corpus["title"], self.corpus["text"]):
-            title, text = title.strip(), text.strip()
-            out.append(f"{title} {text}" if title and text else title or text)
-        return out
+    @cached_property
+    def documents(self) -> Corpus:
+        """docid -> the text each document is encoded and scored as ("title text"), read from the Arrow corpus."""
+        return Corpus(self.corpus, ids=self._doc_ids, rows=self.doc_index)
 
     def split_queries(self, split: str) -> dict[str, str]:
         """qid -> text for the queries judged in ``split``, in qrels file order."""
@@ -247,23 +246,29 @@ def _requested_splits(root: Path, splits: Sequence[str] | str | None) -> list[st
     return splits
 
 
-def _read_corpus(path: Path, hasher) -> tuple[list[str], list[str], list[str]]:
-    docids, titles, texts = [], [], []
-    for _, _id, title, text in _read_jsonl(path, hasher, with_title=True):
-        docids.append(_id)
-        titles.append(title)
-        texts.append(text)
-    if not docids:
-        raise DataError(path, "no documents")
-    return docids, titles, texts
+def _read_corpus(path: Path, hasher, arrow_dir: Path | None) -> tuple[set[str], datasets.Dataset]:
+    """The corpus' ids and its Arrow table, streamed row by row (its texts never held as Python lists)."""
+    writer, docids = CorpusWriter(arrow_dir), set()
+    try:
+        for _, _id, title, text in _read_jsonl(path, hasher, with_title=True):
+            docids.add(_id)
+            writer.add(_id, title, text)
+        if not docids:
+            raise DataError(path, "no documents")
+    except BaseException:
+        writer.abort()
+        raise
+    return docids, writer.finish(f"corpus-{hasher.hexdigest()[:32]}.arrow")
 
 
-def load_beir(path: str | Path, splits: Sequence[str] | None = ("train", "test")) -> BeirDataset:
+def load_beir(path: str | Path, splits: Sequence[str] | None = ("train", "test"),
+              arrow_dir: str | Path | None = None) -> BeirDataset:
     """Load and fully validate a BEIR folder.
 
     ``splits`` lists the qrels splits to load; each must exist (the default included).
     ``splits=None`` loads whatever ``qrels/*.tsv`` files exist (at least one).
-    Nothing is written anywhere.
+    ``arrow_dir``: where the corpus is written as an Arrow file (named by its content hash) and memory-mapped from;
+    without it the corpus is held in memory and nothing is written anywhere.
     """
     root = Path(path)
     splits = _requested_splits(root, splits)
@@ -276,7 +281,7 @@ def load_beir(path: str | Path, splits: Sequence[str] | None = ("train", "test")
         fingerprint.update(f"{p.relative_to(root).as_posix()}:{h.hexdigest()}\n".encode())
 
     h = hashlib.sha256()
-    docids, titles, texts = _read_corpus(root / "corpus.jsonl", h)
+    doc_set, corpus = _read_corpus(root / "corpus.jsonl", h, Path(arrow_dir) if arrow_dir is not None else None)
     record(root / "corpus.jsonl", h)
 
     h = hashlib.sha256()
@@ -285,7 +290,6 @@ def load_beir(path: str | Path, splits: Sequence[str] | None = ("train", "test")
         raise DataError(queries_path, "no queries")
     record(queries_path, h)
 
-    doc_set = set(docids)
     qrels, qrels_hashes = {}, {}
     for split in splits:
         qrels_hashes[split] = h = hashlib.sha256()
@@ -293,8 +297,6 @@ def load_beir(path: str | Path, splits: Sequence[str] | None = ("train", "test")
     for split in sorted(qrels_hashes):  # the order splits were requested in must not matter
         record(qrels_dir / f"{split}.tsv", qrels_hashes[split])
 
-    features = datasets.Features({k: datasets.Value("string") for k in ("docid", "title", "text")})
-    corpus = datasets.Dataset.from_dict({"docid": docids, "title": titles, "text": texts}, features=features)
     return BeirDataset(
         name=root.resolve().name,
         path=root,

@@ -1,10 +1,12 @@
 """Where a run's data comes from (config group ``data/``), and the train / dev / test split it sees."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from crossdistill.data.beir import BeirDataset, DataError, load_beir
+from crossdistill.data.corpus import Corpus
 from crossdistill.data.embedded import scifact_path
 from crossdistill.data.splits import carve_dev
 from crossdistill.types import Qrels
@@ -16,19 +18,26 @@ class PreparedData:
     ever reported, never used to choose anything."""
 
     dataset: BeirDataset
-    doc_ids: list[str]
-    doc_texts: list[str]
-    doc_text: dict[str, str]
     train_qids: list[str]
     dev_qids: list[str]
     qrels: dict[str, Qrels]          # "train", "dev", "test" (train may be empty: label-free mode)
     # What training reads for a document; label-free mode hides titles there (they are the pseudo-queries).
-    train_doc_text: dict[str, str] | None = None
+    train_doc_text: Mapping[str, str] | None = None
     label_free: bool = False
 
     def __post_init__(self):
         if self.train_doc_text is None:
             self.train_doc_text = self.doc_text
+
+    @property
+    def doc_text(self) -> Corpus:
+        """docid -> "title text", read from the (memory-mapped) Arrow corpus: held once, fetched by row."""
+        return self.dataset.documents
+
+    @property
+    def doc_ids(self) -> list[str]:
+        """The documents in corpus order (shared: not to be changed)."""
+        return self.dataset.documents.ids
 
     @property
     def fingerprint(self) -> str:
@@ -54,7 +63,7 @@ class BeirSource:
     def load(self, data_cache: str | Path) -> PreparedData:
         """Load and validate; the embedded dataset is unpacked once into ``data_cache``."""
         folder = scifact_path(data_cache) if self.embedded else Path(self.path).expanduser()
-        ds = load_beir(folder, splits=None)
+        ds = load_beir(folder, splits=None, arrow_dir=Path(data_cache) / "corpora")
         if self.test_split not in ds.qrels:
             raise DataError(folder / "qrels" / f"{self.test_split}.tsv", "the test split's qrels file is missing")
         if self.max_docs is not None or self.max_queries:
@@ -64,10 +73,8 @@ class BeirSource:
             train_qids, dev_qids = carve_dev(train, self.dev_size, self.seed)
         else:
             train_qids, dev_qids = [], []
-        doc_ids, doc_texts = ds.doc_ids, ds.doc_texts()
         return PreparedData(
-            dataset=ds, doc_ids=doc_ids, doc_texts=doc_texts, doc_text=dict(zip(doc_ids, doc_texts)),
-            train_qids=train_qids, dev_qids=dev_qids,
+            dataset=ds, train_qids=train_qids, dev_qids=dev_qids,
             qrels={"train": {q: train[q] for q in train_qids}, "dev": {q: train[q] for q in dev_qids},
                    "test": ds.qrels[self.test_split]},
         )

@@ -65,7 +65,6 @@ class TitlePseudoQueries:
         """
         if not self.distill_queries or data.label_free:
             return None
-        corpus = data.dataset.corpus
         held_out = {d for split in ("dev", "test") for judged in data.qrels[split].values() for d in judged}
         usable = self._usable_titles(data, held_out | set(exclude_docs))
         if not usable:
@@ -73,10 +72,9 @@ class TitlePseudoQueries:
                              "words outside the dev/test judgments and the teacher's title queries")
         chosen = random.Random(self.seed).sample(usable, min(self.distill_queries, len(usable)))
         return QuerySet(queries={PREFIX + d: t for d, t in chosen}, qrels={PREFIX + d: {d: 1} for d, _ in chosen},
-                        doc_text={d: b.strip() for d, b in zip(corpus["docid"], corpus["text"])})
+                        doc_text=data.doc_text.view("body"))
 
     def apply(self, data: PreparedData) -> PreparedData:
-        corpus = data.dataset.corpus
         test_docs = {d for judged in data.qrels["test"].values() for d in judged}
         # Documents judged for test queries are never pseudo-query sources: nothing of the test labels leaks in.
         usable = self._usable_titles(data, test_docs)
@@ -87,7 +85,7 @@ class TitlePseudoQueries:
         chosen = random.Random(self.seed).sample(usable, min(need, len(usable)))
         dev, train = chosen[: self.dev_queries], chosen[self.dev_queries:]
         queries = dict(data.dataset.queries) | {PREFIX + d: t for d, t in chosen}
-        train_doc_text = dict(data.doc_text) | {d: b.strip() for d, b in zip(corpus["docid"], corpus["text"])}
+        train_doc_text = data.doc_text.view("body")   # every document without its title
         dataset = dataclasses.replace(data.dataset, queries=queries)
         return dataclasses.replace(
             data, dataset=dataset, train_qids=sorted(PREFIX + d for d, _ in train),

@@ -16,6 +16,7 @@ from sentence_transformers import CrossEncoder, SentenceTransformer
 from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
 from crossdistill.common.io import atomic_path, quarantine, write_parquet_atomic, write_text_atomic
 from crossdistill.common.layout import RunLayout
+from crossdistill.data.corpus import Corpus
 from crossdistill.evaluation.metrics import evaluate
 from crossdistill.evaluation.runs import rerank, reranked_ndcg
 from crossdistill.evaluation.taxonomy import classify_queries, lift_by_slice, taxonomy_counts
@@ -104,17 +105,19 @@ class RetrievalEvaluator:
 
     For each query: the student retrieves ``retrieval_depth`` docs from the full corpus; with a teacher, its top
     ``rerank_depth`` is reranked, giving lift@3 = nDCG@3(reranked) - nDCG@3(student) and P@3 before and after.
-    ``docs`` is docid -> text in corpus order. Teacher logits are cached per (qid, docid) (the teacher is frozen
-    during distillation), and, with a ``layout`` that has a cache folder, on disk under ``cache_scope`` (the data's
-    identity) with the zero-shot corpus embeddings. Traces are written under ``layout`` when one is given.
+    ``docs`` is docid -> text in corpus order (a :class:`Corpus`, read by row). Teacher logits are cached per
+    (qid, docid) (the teacher is frozen during distillation), and, with a ``layout`` that has a cache folder, on disk
+    under ``cache_scope`` (the data's identity) with the zero-shot corpus embeddings. Traces are written under
+    ``layout`` when one is given.
     """
 
     def __init__(self, settings: EvaluationSettings, docs: Mapping[str, str], queries: Mapping[str, str],
                  qrels: Mapping[str, Qrels], bm25_runs: Mapping[str, Run], teacher: CrossEncoder | None = None,
                  layout: RunLayout | None = None, cache_scope: str = ""):
         self.settings = s = settings
-        self.doc_ids, self.doc_texts, self.doc_text = list(docs), list(docs.values()), docs
-        self.doc_index = {d: i for i, d in enumerate(self.doc_ids)}
+        # The corpus is read by row from its Arrow table; a plain mapping (tests, small corpora) is put in one.
+        self.doc_text = docs if isinstance(docs, Corpus) else Corpus.from_mapping(docs)
+        self.doc_ids, self.doc_index = self.doc_text.ids, self.doc_text.rows
         self.queries, self.qrels, self.bm25_runs = queries, qrels, bm25_runs
         self.teacher, self.layout = teacher, layout
         self.ensemble, self.scorers = None, {}   # a teacher ensemble around ``teacher`` (use_ensemble)
@@ -148,13 +151,18 @@ class RetrievalEvaluator:
                 path = self.cache_dir / "corpus_embeddings" / f"{name}.pt"
             emb = read_or_discard(path, lambda p: torch.load(p, map_location="cpu", weights_only=True))
             if emb is None:
-                emb = encode(encoder, self.doc_texts, self.settings.batch_size, self.precision,
-                             self.settings.show_progress, self.settings.max_doc_length)
+                emb = self.encode_rows(encoder)
                 if path is not None:
                     with atomic_path(path) as tmp:
                         torch.save(emb, tmp)
             self._corpus_cache = (key, emb)
         return self._corpus_cache[1]
+
+    def encode_rows(self, encoder: SentenceTransformer, rows: Sequence[int] | None = None) -> torch.Tensor:
+        """Embeddings of the corpus rows ``rows`` (default: all), their texts fetched a block at a time."""
+        parts = [encode(encoder, block, self.settings.batch_size, self.precision, self.settings.show_progress,
+                        self.settings.max_doc_length) for block in self.doc_text.blocks(rows)]
+        return torch.cat(parts) if parts else encode(encoder, [], precision=self.precision)
 
     def encode_queries(self, encoder: SentenceTransformer, qids: Sequence[str]) -> torch.Tensor:
         return self.encode_query_texts(encoder, [self.queries[q] for q in qids])
@@ -176,7 +184,8 @@ class RetrievalEvaluator:
         return run
 
     def _teacher_logits(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        return predict_logits(self.teacher, [(self.queries[q], self.doc_text[d]) for q, d in pairs],
+        docs = self.doc_text.many(d for _, d in pairs)
+        return predict_logits(self.teacher, [(self.queries[q], doc) for (q, _), doc in zip(pairs, docs)],
                               self.settings.teacher_batch_size, self.precision)
 
     def _remember(self, todo: Sequence[tuple[str, str]], logits: Sequence[float], write: bool = True) -> None:
@@ -267,8 +276,7 @@ class RetrievalEvaluator:
 
     def _search_rows(self, encoder: SentenceTransformer, qids: Sequence[str], rows: Sequence[int]) -> Run:
         """The top ``retrieval_depth`` of the corpus rows ``rows`` (encoded now) through the configured index."""
-        emb = encode(encoder, [self.doc_texts[i] for i in rows], self.settings.batch_size, self.precision,
-                     self.settings.show_progress, self.settings.max_doc_length)
+        emb = self.encode_rows(encoder, rows)
         return self.settings.index.search(self.encode_queries(encoder, qids), emb, list(qids),
                                           [self.doc_ids[i] for i in rows], self.retrieval_depth)
 

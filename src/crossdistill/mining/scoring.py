@@ -21,13 +21,17 @@ import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
-from crossdistill.common.batching import longest_first
+from crossdistill.common.batching import by_length, longest_first
 from crossdistill.common.io import atomic_path
 from crossdistill.common.memory import ReleaseFreedMemory
+from crossdistill.data.corpus import text_lengths, texts_of
 from crossdistill.types import Shortlists
 
 
 class PairDataset(Dataset):
+    """(query, document) pairs; with ``doc_text`` the documents are docids whose texts the collate function fetches
+    a batch at a time (a :class:`Corpus` then holds them once, however many pairs are scored)."""
+
     def __init__(self, queries: list[str], docs: list[str]):
         self.queries, self.docs = queries, docs
 
@@ -38,9 +42,16 @@ class PairDataset(Dataset):
         return {"index": i, "queries": self.queries[i], "docs": self.docs[i]}
 
 
-def _collate(batch: list[dict]) -> dict:
-    return {"index": torch.tensor([b["index"] for b in batch]), "queries": [b["queries"] for b in batch],
-            "docs": [b["docs"] for b in batch]}
+class PairCollate:
+    """Batches of pairs; ``doc_text`` (docid -> text) resolves the batch's docids (a class: DDP spawn pickles it)."""
+
+    def __init__(self, doc_text: Mapping[str, str] | None = None):
+        self.doc_text = doc_text
+
+    def __call__(self, batch: list[dict]) -> dict:
+        docs = [b["docs"] for b in batch]
+        return {"index": torch.tensor([b["index"] for b in batch]), "queries": [b["queries"] for b in batch],
+                "docs": texts_of(self.doc_text, docs) if self.doc_text is not None else docs}
 
 
 class RankFilesWriter(BasePredictionWriter):
@@ -73,18 +84,20 @@ def _exchange_folder(exchange: Path | None):
 
 
 def predict_pair_scores(trainer: pl.Trainer, teacher: pl.LightningModule, queries: list[str], docs: list[str],
-                        batch_size: int, exchange: Path | None = None) -> list[float]:
+                        batch_size: int, exchange: Path | None = None,
+                        doc_text: Mapping[str, str] | None = None) -> list[float]:
     """Raw teacher logits for pairs (queries[i], docs[i]), in input order, using ``trainer``'s devices.
 
+    ``doc_text``: when given, ``docs`` are docids, their texts fetched from it a batch at a time.
     ``exchange``: a folder every rank sees at the same path (needed under ``strategy=ddp``); by default a
     temporary folder, which only processes spawned from this one share (one device, ``ddp_spawn``)."""
-    order = longest_first(docs)
+    order = longest_first(docs) if doc_text is None else by_length(text_lengths(doc_text, docs))
     dataset = PairDataset([queries[i] for i in order], [docs[i] for i in order])
     with _exchange_folder(exchange) as tmp:
         added = [RankFilesWriter(Path(tmp)), ReleaseFreedMemory()]
         trainer.callbacks.extend(added)
         try:
-            trainer.predict(teacher, DataLoader(dataset, batch_size=batch_size, collate_fn=_collate),
+            trainer.predict(teacher, DataLoader(dataset, batch_size=batch_size, collate_fn=PairCollate(doc_text)),
                             return_predictions=False)
         finally:
             for callback in added:
@@ -113,24 +126,27 @@ def score_shortlists(trainer: pl.Trainer, teacher: pl.LightningModule, shortlist
     Judged positives the first stage missed are added with origin "qrels" (no first-stage rank): the pair
     strategies need the teacher's view of them to build positive-vs-negative pairs.
     """
-    rows = []
-    for qid, cands in shortlists.items():
+    columns: dict[str, list] = {c: [] for c in ("qid", "docid", "origin", "first_stage_rank", "first_stage_score",
+                                                 "bm25_rank", "dense_rank", "label")}
+
+    def add(*values) -> None:
+        for column, value in zip(columns.values(), values):
+            column.append(value)
+
+    for qid, cands in shortlists.items():   # column lists, not a dict per row: millions of pairs stay small
         judged = qrels.get(qid, {})
         for c in cands:
-            rows.append({"qid": qid, "docid": c.docid, "origin": c.origin, "first_stage_rank": c.rank,
-                         "first_stage_score": c.score, "bm25_rank": c.bm25_rank, "dense_rank": c.dense_rank,
-                         "label": int(judged.get(c.docid, 0))})
+            add(qid, c.docid, c.origin, c.rank, c.score, c.bm25_rank, c.dense_rank, int(judged.get(c.docid, 0)))
         if include_positives:
             seen = {c.docid for c in cands}
             for docid, grade in judged.items():
                 if grade > 0 and docid not in seen:
-                    rows.append({"qid": qid, "docid": docid, "origin": "qrels", "first_stage_rank": None,
-                                 "first_stage_score": None, "bm25_rank": None, "dense_rank": None,
-                                 "label": int(grade)})
-    df = pd.DataFrame(rows)
+                    add(qid, docid, "qrels", None, None, None, None, int(grade))
+    df = pd.DataFrame(columns)
+    columns.clear()   # the lists are copied into the frame: free them before scoring
     for col in ("first_stage_rank", "bm25_rank", "dense_rank"):
         df[col] = df[col].astype("Int64")
     df["first_stage_score"] = df["first_stage_score"].astype("float64")
-    df["ce_score"] = predict_pair_scores(trainer, teacher, [queries[q] for q in df["qid"]],
-                                         [doc_text[d] for d in df["docid"]], batch_size, exchange)
+    df["ce_score"] = predict_pair_scores(trainer, teacher, [queries[q] for q in df["qid"]], list(df["docid"]),
+                                         batch_size, exchange, doc_text=doc_text)
     return df

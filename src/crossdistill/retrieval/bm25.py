@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 
 import bm25s
 import numpy as np
-from bm25s.tokenization import Tokenizer
+from bm25s.tokenization import Tokenized, Tokenizer
 
+from crossdistill.data.corpus import Corpus
 from crossdistill.types import Run
 
 # Below this many queries the thread pool costs more than it saves.
@@ -64,8 +65,9 @@ class BM25Retriever:
 
             self._tokenizer.stemmer = Stemmer.Stemmer(self.stemmer_name).stemWord
 
-    def index(self, doc_ids: Sequence[str], texts: Sequence[str]) -> "BM25Retriever":
-        """Tokenise (building the vocabulary) and index the corpus; returns self for chaining."""
+    def index(self, doc_ids: Sequence[str], texts: Sequence[str] | Corpus) -> "BM25Retriever":
+        """Tokenise (building the vocabulary) and index the corpus; returns self for chaining. A :class:`Corpus` is
+        read a block of rows at a time, so its texts are never all held as Python strings."""
         if len(doc_ids) != len(texts):
             raise ValueError(f"{len(doc_ids)} doc ids but {len(texts)} texts")
         if len(doc_ids) == 0:
@@ -73,7 +75,10 @@ class BM25Retriever:
         self._tokenizer = self._new_tokenizer()
         # update_vocab=True also registers the empty token "", which queries with no known
         # token fall back to: it matches no document, so those queries score 0 everywhere.
-        tokens = self._tokenizer.tokenize(list(texts), update_vocab=True, return_as="tuple", show_progress=self.show_progress)
+        ids: list[list[int]] = []
+        for block in (texts.blocks() if isinstance(texts, Corpus) else [list(texts)]):
+            ids += self._tokenizer.tokenize(block, update_vocab=True, return_as="ids", show_progress=False)
+        tokens = Tokenized(ids=ids, vocab=self._tokenizer.get_vocab_dict())
         self._model = bm25s.BM25(k1=self.k1, b=self.b, method=self.method)
         self._model.index(tokens, show_progress=self.show_progress)
         self._doc_ids = np.asarray(list(doc_ids), dtype=object)

@@ -13,13 +13,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from crossdistill.common.batching import ListDataset
+from crossdistill.data.corpus import texts_of
 
 
 def pair_examples(pairs: pd.DataFrame, queries: Mapping[str, str], doc_text: Mapping[str, str]) -> ListDataset:
+    """One group per (query, better doc). Each distinct document's text is fetched once and shared by its groups."""
+    docids = list(dict.fromkeys([*pairs.docid_a, *pairs.docid_b]))
+    text = dict(zip(docids, texts_of(doc_text, docids)))
     groups = []
     for (qid, docid_a), g in pairs.groupby(["qid", "docid_a"], sort=False):
-        groups.append({"queries": queries[qid], "docs_a": doc_text[docid_a],
-                       "docs_b": [doc_text[d] for d in g.docid_b], "margins": [float(m) for m in g.margin]})
+        groups.append({"queries": queries[qid], "docs_a": text[docid_a],
+                       "docs_b": [text[d] for d in g.docid_b], "margins": [float(m) for m in g.margin]})
     return ListDataset(groups)
 
 

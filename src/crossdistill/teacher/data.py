@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from crossdistill.common.batching import ListDataset, collate_lists
+from crossdistill.data.corpus import texts_of
 from crossdistill.data.weak import usable_title_rows
 from crossdistill.types import Run
 
@@ -21,7 +22,7 @@ def training_groups(qids: Sequence[str], queries: Mapping[str, str], qrels: Mapp
     a judged positive used as a negative would teach the teacher the opposite of the labels.
     """
     rng = random.Random(seed)
-    groups = []
+    chosen = []
     for qid in qids:
         judged = qrels.get(qid, {})
         pool = [d for d, _ in bm25.get(qid, [])[:depth] if judged.get(d, 0) <= 0]
@@ -29,21 +30,24 @@ def training_groups(qids: Sequence[str], queries: Mapping[str, str], qrels: Mapp
             continue
         for pos, grade in judged.items():
             if grade > 0:
-                negs = rng.sample(pool, negatives)
-                groups.append({"queries": queries[qid], "docs": [doc_text[pos]] + [doc_text[d] for d in negs]})
-    return groups
+                chosen.append((qid, [pos, *rng.sample(pool, negatives)]))
+    text = _texts(doc_text, [d for _, docids in chosen for d in docids])
+    return [{"queries": queries[qid], "docs": [text[d] for d in docids]} for qid, docids in chosen]
+
+
+def _texts(doc_text: Mapping[str, str], docids: Sequence[str]) -> dict[str, str]:
+    """docid -> text for each distinct docid, fetched together (a corpus in Arrow pays per call, not per row)."""
+    unique = list(dict.fromkeys(docids))
+    return dict(zip(unique, texts_of(doc_text, unique)))
 
 
 def validation_groups(qids: Sequence[str], queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]],
                       bm25: Run, doc_text: Mapping[str, str], depth: int) -> list[dict]:
     """Each dev query with its BM25 top ``depth``: the teacher is judged by how well it reorders a real shortlist."""
-    groups = []
-    for qid in qids:
-        docids = [d for d, _ in bm25.get(qid, [])[:depth]]
-        if docids:
-            groups.append({"queries": queries[qid], "docids": docids, "docs": [doc_text[d] for d in docids],
-                           "judgments": dict(qrels.get(qid, {}))})
-    return groups
+    shortlists = {qid: [d for d, _ in bm25.get(qid, [])[:depth]] for qid in qids}
+    text = _texts(doc_text, [d for docids in shortlists.values() for d in docids])
+    return [{"queries": queries[qid], "docids": docids, "docs": [text[d] for d in docids],
+             "judgments": dict(qrels.get(qid, {}))} for qid, docids in shortlists.items() if docids]
 
 
 def title_query_sources(titles: Sequence[str], bodies: Sequence[str], n: int, rng: random.Random,

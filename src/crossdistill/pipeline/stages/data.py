@@ -24,7 +24,7 @@ class PrepareData(Stage):
         data = instantiate(ctx.cfg.data).load(ctx.layout.data_cache)
         ctx.console.log(f"{data.dataset.name}: {len(data.doc_ids)} docs; {len(data.train_qids)} train / "
                         f"{len(data.dev_qids)} dev / {len(data.qrels['test'])} test queries")
-        empty_docs = sum(not t.strip() for t in data.doc_texts)
+        empty_docs = data.doc_text.count_empty()
         empty_queries = sum(not data.dataset.queries[q].strip() for split in data.qrels.values() for q in split)
         if empty_docs or empty_queries:
             ctx.console.log(f"[yellow]warning: {empty_docs} documents and {empty_queries} judged queries have no text "
@@ -42,7 +42,7 @@ class IndexBM25(Stage):
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
         data, queries = ctx.data, ctx.data.dataset.queries
-        ctx.bm25 = instantiate(ctx.cfg.bm25).index(data.doc_ids, data.doc_texts)
+        ctx.bm25 = instantiate(ctx.cfg.bm25).index(data.doc_ids, data.doc_text)
         depth = bm25_depth(ctx.cfg)
         ctx.bm25_runs = {split: ctx.bm25.search({q: queries[q] for q in data.qrels[split]}, depth)
                          for split in ("train", "dev", "test")}
