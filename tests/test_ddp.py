@@ -29,6 +29,26 @@ def test_distributed_teacher_scoring_matches_single_process(tiny_bert):
     assert spawned == pytest.approx(direct, abs=1e-5)
 
 
+def test_corpus_encoded_by_two_ranks_equals_one_process(tiny_bert):
+    """Each rank encodes a share of the corpus through Trainer.predict; every process gets the whole matrix back in
+    corpus order, equal to encoding it here."""
+    from crossdistill.data.corpus import Corpus
+    from crossdistill.evaluation.evaluator import EvaluationSettings, RetrievalEvaluator
+    from crossdistill.models.bi_encoder import load_bi_encoder
+    from crossdistill.retrieval.corpus_encoding import encode_corpus_by_rank
+
+    corpus = Corpus.from_mapping({f"d{i}": "gene cell " * (i % 5 + 1) + f"doc {i}" for i in range(13)})
+    encoder = load_bi_encoder(str(tiny_bert), normalize=True)
+    direct = RetrievalEvaluator(EvaluationSettings(precision="32", show_progress=False, max_doc_length=32), corpus,
+                                {}, {}, {}).encode_rows(encoder)
+    for devices, strategy in ((1, "auto"), (2, "ddp_spawn")):
+        trainer = pl.Trainer(accelerator="cpu", devices=devices, strategy=strategy, logger=False,
+                             enable_progress_bar=False)
+        shared = encode_corpus_by_rank(trainer, encoder, corpus, batch_size=3, precision="32", max_length=32)
+        assert shared.shape == direct.shape
+        assert torch.allclose(shared, direct, atol=1e-5), devices
+
+
 def test_pipeline_runs_under_ddp_spawn(tiny_bert, tiny_beir, tmp_path):
     cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, tmp_path / "cache") + DDP + ["student_data.epochs=1"])
     value = run(cfg)

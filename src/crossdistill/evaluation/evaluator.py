@@ -5,7 +5,7 @@ import dataclasses
 import json
 import random
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,10 +138,12 @@ class RetrievalEvaluator:
             if df is not None:
                 self.teacher_cache = dict(zip(zip(df.qid, df.docid), df.score.astype(float)))
 
-    def encode_corpus(self, encoder: SentenceTransformer, persist: bool = False) -> torch.Tensor:
+    def encode_corpus(self, encoder: SentenceTransformer, persist: bool = False,
+                      compute: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
         """Corpus embeddings, reused while the weights are unchanged (the final test evaluation of the last
         epoch's weights would otherwise encode the whole corpus a second time). ``persist`` also keeps them on
-        disk for later runs (the zero-shot student is the same in every run of a sweep)."""
+        disk for later runs (the zero-shot student is the same in every run of a sweep). ``compute``: how to encode
+        them when neither cache has them (default: here, in this process; the pipeline passes every rank's share)."""
         key = state_dict_fingerprint(encoder)
         if self._corpus_cache is None or self._corpus_cache[0] != key:
             path = None
@@ -151,7 +153,7 @@ class RetrievalEvaluator:
                 path = self.cache_dir / "corpus_embeddings" / f"{name}.pt"
             emb = read_or_discard(path, lambda p: torch.load(p, map_location="cpu", weights_only=True))
             if emb is None:
-                emb = self.encode_rows(encoder)
+                emb = compute() if compute is not None else self.encode_rows(encoder)
                 if path is not None:
                     with atomic_path(path) as tmp:
                         torch.save(emb, tmp)

@@ -1,29 +1,18 @@
-"""Teacher scores for every (query, candidate) pair, through ``Trainer.predict``.
-
-Scoring runs on the same accelerator and strategy as training; under DDP each rank scores its share and a
-prediction writer leaves one file per rank in an exchange folder, which every process then merges (rank 0's
-return value alone would miss the others' rows, and under ``ddp_spawn`` nothing is returned to the launching
-process at all). Under ``strategy=ddp`` every rank is a process of its own that runs the whole pipeline, so the
-folder must be one every rank names alike: the run folder's (``RunLayout.exchange``), not a temporary one.
-"""
+"""Teacher scores for every (query, candidate) pair, through ``Trainer.predict``: on the same accelerator and
+strategy as training, each DDP rank scoring its share (``crossdistill.common.predict``)."""
 from __future__ import annotations
 
-import contextlib
-import itertools
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
 from crossdistill.common.batching import by_length, longest_first
-from crossdistill.common.io import atomic_path
 from crossdistill.common.memory import ReleaseFreedMemory
+from crossdistill.common.predict import predict_by_index
 from crossdistill.data.corpus import text_lengths, texts_of
 from crossdistill.types import Shortlists
 
@@ -54,35 +43,6 @@ class PairCollate:
                 "docs": texts_of(self.doc_text, docs) if self.doc_text is not None else docs}
 
 
-class RankFilesWriter(BasePredictionWriter):
-    """Each rank saves its (index, score) tensors; indices make the merge order-independent and de-duplicate."""
-
-    def __init__(self, folder: Path):
-        super().__init__(write_interval="epoch")
-        self.folder = folder
-
-    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices):
-        index = torch.cat([p["index"] for p in predictions]) if predictions else torch.empty(0, dtype=torch.long)
-        score = torch.cat([p["score"] for p in predictions]) if predictions else torch.empty(0)
-        with atomic_path(self.folder / f"rank{trainer.global_rank}.pt") as tmp:
-            torch.save({"index": index, "score": score}, tmp)
-        trainer.strategy.barrier("crossdistill-predict-written")   # no rank reads before every rank has written
-
-
-_CALLS = itertools.count()   # the same sequence on every rank: they run the same stages in the same order
-
-
-@contextlib.contextmanager
-def _exchange_folder(exchange: Path | None):
-    if exchange is None:
-        with tempfile.TemporaryDirectory(prefix="crossdistill-predict-") as tmp:
-            yield Path(tmp)
-        return
-    folder = Path(exchange) / f"predict-{next(_CALLS)}"
-    folder.mkdir(parents=True, exist_ok=True)
-    yield folder
-
-
 def predict_pair_scores(trainer: pl.Trainer, teacher: pl.LightningModule, queries: list[str], docs: list[str],
                         batch_size: int, exchange: Path | None = None,
                         doc_text: Mapping[str, str] | None = None) -> list[float]:
@@ -93,24 +53,11 @@ def predict_pair_scores(trainer: pl.Trainer, teacher: pl.LightningModule, querie
     temporary folder, which only processes spawned from this one share (one device, ``ddp_spawn``)."""
     order = longest_first(docs) if doc_text is None else by_length(text_lengths(doc_text, docs))
     dataset = PairDataset([queries[i] for i in order], [docs[i] for i in order])
-    with _exchange_folder(exchange) as tmp:
-        added = [RankFilesWriter(Path(tmp)), ReleaseFreedMemory()]
-        trainer.callbacks.extend(added)
-        try:
-            trainer.predict(teacher, DataLoader(dataset, batch_size=batch_size, collate_fn=PairCollate(doc_text)),
-                            return_predictions=False)
-        finally:
-            for callback in added:
-                trainer.callbacks.remove(callback)
-        scores = [float("nan")] * len(order)
-        for f in Path(tmp).glob("rank*.pt"):
-            part = torch.load(f, weights_only=True)
-            for i, s in zip(part["index"].tolist(), part["score"].tolist()):
-                scores[order[i]] = s
-        if exchange is not None:
-            trainer.strategy.barrier("crossdistill-predict-read")   # every rank has read: rank 0 may clean up
-            if trainer.is_global_zero:
-                shutil.rmtree(tmp, ignore_errors=True)
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=PairCollate(doc_text))
+    by_position = predict_by_index(trainer, teacher, loader, len(order), exchange, [ReleaseFreedMemory()]).tolist()
+    scores = [float("nan")] * len(order)
+    for position, score in zip(order, by_position):
+        scores[position] = score
     missing = sum(s != s for s in scores)
     if missing:
         raise RuntimeError(f"teacher scoring returned no score for {missing} of {len(scores)} pairs")

@@ -19,6 +19,7 @@ from crossdistill.mining.scoring import score_shortlists
 from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.data import bm25_depth
+from crossdistill.pipeline.stages.student import encode_corpus
 from crossdistill.retrieval.dense import pair_scores
 from crossdistill.student.data import pair_examples
 
@@ -106,7 +107,7 @@ class MineRound(Stage):
         cfg, student = ctx.cfg, ctx.student
         if self.round > 1:
             student.load_state_dict(ctx.best.state)
-            ctx.corpus_emb = ctx.evaluator.encode_corpus(student.encoder, persist=True)
+            ctx.corpus_emb = encode_corpus(ctx, student.encoder)
         if ctx.query_sets is None:
             ctx.query_sets = distillation_query_sets(ctx)
         miner = instantiate(cfg.miner if self.round == 1 else cfg.rounds.miner)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
@@ -20,6 +21,7 @@ from crossdistill.pipeline.context import BestStudent, RunContext
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.fit import resumable_fit
 from crossdistill.pipeline.stages.teacher import load_best
+from crossdistill.retrieval.corpus_encoding import encode_corpus_by_rank
 from crossdistill.retrieval.fusion import reciprocal_rank_fusion
 from crossdistill.teacher.members import build_scorers
 
@@ -31,6 +33,19 @@ def build_evaluator(ctx: RunContext) -> RetrievalEvaluator:
                               cache_scope=cache_key(data=data.fingerprint, queries=sorted(queries.items())))
 
 
+def encode_corpus(ctx: RunContext, encoder) -> torch.Tensor:
+    """The corpus under ``encoder``'s weights (cached by them). With several ranks configured (``trainer=ddp``) every
+    rank encodes a share through ``Trainer.predict`` on its device, and every rank receives the whole matrix."""
+    ev = ctx.evaluator
+    trainer = make_trainer(ctx.cfg, "encode", ctx.layout.root, logged=False, precision=ctx.cfg.inference_precision,
+                           callbacks=[], max_epochs=1)
+    if trainer.world_size == 1:
+        return ev.encode_corpus(encoder, persist=True)
+    return ev.encode_corpus(encoder, persist=True, compute=lambda: encode_corpus_by_rank(
+        trainer, encoder, ev.doc_text, ev.settings.batch_size, ev.precision, ev.settings.max_doc_length,
+        ctx.layout.exchange))
+
+
 class ZeroShotStudent(Stage):
     """The student before distillation and the evaluator; the corpus encoded with its starting weights."""
 
@@ -39,7 +54,7 @@ class ZeroShotStudent(Stage):
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
         ctx.student, ctx.evaluator = instantiate(ctx.cfg.student), build_evaluator(ctx)
-        ctx.corpus_emb = ctx.evaluator.encode_corpus(ctx.student.encoder, persist=True)
+        ctx.corpus_emb = encode_corpus(ctx, ctx.student.encoder)
 
 
 class ChooseEnsemble(Stage):
