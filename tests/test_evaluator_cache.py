@@ -43,3 +43,23 @@ def test_teacher_scores_and_corpus_embeddings_are_reused_from_disk(tiny_bert, tm
     # other data (another scope) never reads these entries
     with pytest.raises(AssertionError, match="recomputed"):
         _evaluator(teacher, tmp_path, scope="data-b").teacher_scores(pairs)
+
+
+def test_embeddings_on_disk_are_memory_mapped_and_equal_the_in_memory_ones(tiny_bert, tmp_path, monkeypatch):
+    import numpy as np
+
+    encoder = load_bi_encoder(str(tiny_bert), normalize=True)
+    in_memory = _evaluator(None, tmp_path / "a").encode_corpus(encoder)
+    settings = EvaluationSettings(precision="32", show_progress=False, embeddings="disk")
+    on_disk = RetrievalEvaluator(settings, DOCS, QUERIES, {"test": {"q1": {"d1": 1}}}, {},
+                                 layout=RunLayout(tmp_path / "run", cache=tmp_path / "cache"), cache_scope="s")
+    emb = on_disk.encode_corpus(encoder, persist=True)
+    files = list((tmp_path / "cache").rglob("*.npy"))
+    assert len(files) == 1 and torch.allclose(emb, in_memory, atol=1e-6)
+    assert isinstance(np.load(files[0], mmap_mode="r"), np.memmap)
+    monkeypatch.setattr(evaluator_module, "encode", lambda *a, **k: (_ for _ in ()).throw(AssertionError("encoded")))
+    again = RetrievalEvaluator(settings, DOCS, QUERIES, {"test": {}}, {},
+                               layout=RunLayout(tmp_path / "run2", cache=tmp_path / "cache"), cache_scope="s")
+    assert torch.equal(again.encode_corpus(encoder, persist=True), emb)   # read back from the file, not encoded
+    hits = again.settings.index.search(in_memory[:1], emb, ["q"], list(DOCS), 2)
+    assert [d for d, _ in hits["q"]][0] == "d1"

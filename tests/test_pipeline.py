@@ -282,14 +282,18 @@ def test_a_run_file_naming_unknown_documents_stops_mining(tiny_bert, tiny_beir, 
 
 
 
-def test_per_epoch_sample_an_approximate_index_and_hybrid_ensemble_choice(finished_run, tiny_bert, tiny_beir, tmp_path):
+def test_per_epoch_sample_an_approximate_index_embeddings_on_disk_and_hybrid_ensemble_choice(finished_run, tiny_bert, tiny_beir, tmp_path):
     pytest.importorskip("faiss")
     _, _, cache, _ = finished_run
     cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, cache) + [
         "student_data.epochs=1", "evaluation.epoch_corpus=sample", "evaluation.epoch_sample=5",
-        "evaluation.retrieval_depth=5", "evaluation/index=faiss_hnsw", "ensemble.choose_on=hybrid"])
+        "evaluation.retrieval_depth=5", "evaluation/index=faiss_hnsw", "ensemble.choose_on=hybrid",
+        "evaluation.embeddings=disk"])
     run(cfg)
     results = json.loads((tmp_path / "results.json").read_text())
+    # corpus embeddings memory-mapped from .npy files (the zero-shot student's in the cache), none in a .pt
+    assert list((cache / "evaluation" / "corpus_embeddings").glob("*.npy"))
+    assert not [p for p in tmp_path.rglob("*.pt") if "corpus_embeddings" in p.parts]
     assert results["teacher"]["ensemble"]["shortlists"] == "hybrid"
     record = results["evaluation"]
     assert record["epoch_corpus"] == "sample" and record["corpus_docs"] == 60

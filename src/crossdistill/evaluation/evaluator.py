@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from sentence_transformers import CrossEncoder, SentenceTransformer
@@ -74,8 +75,13 @@ class EvaluationSettings:
     epoch_corpus: str = "full"
     epoch_sample: int = 10_000
     seed: int = 13
+    # Whole-corpus embeddings in memory, or written block by block to a .npy file and memory-mapped (disk): for
+    # corpora whose embeddings do not fit (8.8M x 384 fp32 = 13 GiB). Under the cache (persisted) or the run folder.
+    embeddings: str = "memory"
 
     def __post_init__(self):
+        if self.embeddings not in ("memory", "disk"):
+            raise ValueError(f"evaluation.embeddings must be 'memory' or 'disk', got {self.embeddings!r}")
         if self.epoch_corpus not in ("full", "sample"):
             raise ValueError(f"evaluation.epoch_corpus must be 'full' or 'sample', got {self.epoch_corpus!r}")
         if self.shortlist not in ("student", "hybrid"):
@@ -146,19 +152,51 @@ class RetrievalEvaluator:
         them when neither cache has them (default: here, in this process; the pipeline passes every rank's share)."""
         key = state_dict_fingerprint(encoder)
         if self._corpus_cache is None or self._corpus_cache[0] != key:
-            path = None
-            if persist and self.cache_dir is not None:
-                name = cache_key(encoder=key, scope=self.cache_scope, precision=self.precision,
-                                 max_length=self.settings.max_doc_length, docs=len(self.doc_ids))
-                path = self.cache_dir / "corpus_embeddings" / f"{name}.pt"
-            emb = read_or_discard(path, lambda p: torch.load(p, map_location="cpu", weights_only=True))
-            if emb is None:
-                emb = compute() if compute is not None else self.encode_rows(encoder)
-                if path is not None:
-                    with atomic_path(path) as tmp:
-                        torch.save(emb, tmp)
+            name = cache_key(encoder=key, scope=self.cache_scope, precision=self.precision,
+                             max_length=self.settings.max_doc_length, docs=len(self.doc_ids))
+            if self.settings.embeddings == "disk":
+                emb = self._encode_to_disk(encoder, name, persist, compute)
+            else:
+                path = self.cache_dir / "corpus_embeddings" / f"{name}.pt" \
+                    if persist and self.cache_dir is not None else None
+                emb = read_or_discard(path, lambda p: torch.load(p, map_location="cpu", weights_only=True))
+                if emb is None:
+                    emb = compute() if compute is not None else self.encode_rows(encoder)
+                    if path is not None:
+                        with atomic_path(path) as tmp:
+                            torch.save(emb, tmp)
             self._corpus_cache = (key, emb)
         return self._corpus_cache[1]
+
+    def _encode_to_disk(self, encoder: SentenceTransformer, name: str, persist: bool,
+                        compute: Callable[[], torch.Tensor] | None) -> torch.Tensor:
+        """``evaluation.embeddings=disk``: the embeddings in a .npy file (the cache's when persisted, else the run
+        folder's), written a block at a time under a temporary name, renamed when whole, then memory-mapped
+        (copy-on-write: pages are read as search touches them, never written back)."""
+        if self.layout is None:
+            raise ValueError("evaluation.embeddings=disk needs a run folder (an evaluator with a layout)")
+        folder = self.cache_dir if persist and self.cache_dir is not None else self.layout.root / "embeddings"
+        path = folder / "corpus_embeddings" / f"{name}.npy"
+        emb = read_or_discard(path, lambda p: np.load(p, mmap_mode="c"))
+        if emb is None:
+            with atomic_path(path) as tmp:
+                if compute is not None:
+                    with open(tmp, "wb") as f:
+                        np.save(f, compute().numpy())
+                else:
+                    out, at = None, 0
+                    for block in self.doc_text.blocks():
+                        part = encode(encoder, block, self.settings.batch_size, self.precision,
+                                      self.settings.show_progress, self.settings.max_doc_length).numpy()
+                        if out is None:
+                            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                                            shape=(len(self.doc_ids), part.shape[1]))
+                        out[at:at + len(part)] = part
+                        at += len(part)
+                    out.flush()
+                    del out
+            emb = np.load(path, mmap_mode="c")
+        return torch.from_numpy(emb)
 
     def encode_rows(self, encoder: SentenceTransformer, rows: Sequence[int] | None = None) -> torch.Tensor:
         """Embeddings of the corpus rows ``rows`` (default: all), their texts fetched a block at a time."""
