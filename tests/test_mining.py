@@ -63,7 +63,7 @@ def test_load_or_build_reuses_and_never_leaves_a_partial_file(tmp_path):
     ds, reused = load_or_build(path, artifact)
     assert not reused and len(ds) == 7
     ds2, reused2 = load_or_build(path, lambda: pytest.fail("must not rebuild"))
-    assert reused2 and ds2.to_pandas().ce_score.tolist() == artifact().ce_score.tolist()
+    assert reused2 and ds2.ce_score.tolist() == artifact().ce_score.tolist()
 
 
 def test_cache_key_and_fingerprint_follow_content():

@@ -13,7 +13,7 @@ Run = dict[str, list[tuple[str, float]]]
 Qrels = dict[str, dict[str, int]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)   # slots: millions of shortlisted candidates at scale
 class Candidate:
     docid: str
     origin: str  # "bm25", "dense", "both" (fused) or "run" (a user's TREC run file): which first stage proposed it

@@ -5,7 +5,6 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import datasets
 import pandas as pd
 
 from crossdistill.common.io import quarantine, write_parquet_atomic
@@ -14,13 +13,13 @@ ARTIFACT_COLUMNS = ("qid", "docid", "origin", "first_stage_rank", "first_stage_s
                     "ce_score", "bm25_score", "dense_score", "label")
 
 
-def load_or_build(path: Path, build: Callable[[], pd.DataFrame]) -> tuple[datasets.Dataset, bool]:
+def load_or_build(path: Path, build: Callable[[], pd.DataFrame]) -> tuple[pd.DataFrame, bool]:
     """Return (artifact, reused). ``build`` runs only when no readable artifact exists at ``path``; one that
-    cannot be read is reported, moved aside and rebuilt."""
+    cannot be read is reported, moved aside and rebuilt. One frame is held (millions of pairs at scale)."""
     if path.exists():
         try:
-            artifact = datasets.Dataset.from_parquet(str(path), keep_in_memory=True)
-            if set(ARTIFACT_COLUMNS) <= set(artifact.column_names):
+            artifact = pd.read_parquet(path)
+            if set(ARTIFACT_COLUMNS) <= set(artifact.columns):
                 return artifact, True
             problem = "lacks columns"
         except Exception as err:  # noqa: BLE001 - any unreadable file: arrow, parquet, OS errors alike
@@ -32,5 +31,6 @@ def load_or_build(path: Path, build: Callable[[], pd.DataFrame]) -> tuple[datase
     missing = set(ARTIFACT_COLUMNS) - set(df.columns)
     if missing:
         raise ValueError(f"mining artifact lacks columns {sorted(missing)}")
-    write_parquet_atomic(df[list(ARTIFACT_COLUMNS)], path)
-    return datasets.Dataset.from_pandas(df[list(ARTIFACT_COLUMNS)], preserve_index=False), False
+    df = df[list(ARTIFACT_COLUMNS)]
+    write_parquet_atomic(df, path)
+    return df, False

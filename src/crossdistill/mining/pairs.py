@@ -35,8 +35,9 @@ class PairStrategy:
         for qid, group in _frame(artifact).groupby("qid", sort=True):
             better, worse = self.split(group)
             worse = worse[worse.label <= 0]  # the false-negative guard, for every strategy
-            pairs = [(qid, a.docid, b.docid, a.teacher_score - b.teacher_score)
-                     for a in better.itertuples() for b in worse.itertuples()]
+            worse_rows = list(zip(worse.docid.tolist(), worse.teacher_score.tolist()))
+            pairs = [(qid, a, b, sa - sb) for a, sa in zip(better.docid.tolist(), better.teacher_score.tolist())
+                     for b, sb in worse_rows]
             rows += pairs if len(pairs) <= self.pairs_per_query else rng.sample(pairs, self.pairs_per_query)
         return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 

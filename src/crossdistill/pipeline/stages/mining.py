@@ -79,7 +79,7 @@ def mine_query_set(ctx: RunContext, name: str, query_set: QuerySet, bm25_run, mi
     artifact, reused = load_or_build(path, score)
     ctx.console.log(f"mining ({name} queries): {len(artifact)} scored pairs "
                     f"({'reused: its key matched' if reused else 'new'}) -> {path}")
-    return {"scored": artifact.to_pandas(), "info": {"artifact": str(path), "reused": reused,
+    return {"scored": artifact, "info": {"artifact": str(path), "reused": reused,
                                                      "shortlisted": len(artifact), "queries": len(qids)}}
 
 
@@ -126,7 +126,8 @@ class MineRound(Stage):
                 info.update(mined["info"])
             else:
                 info[name] = {**mined["info"], "pairs": len(set_pairs)}
-        scored, pairs = pd.concat(scored, ignore_index=True), pd.concat(pairs, ignore_index=True)
+        # (one query set: its frames as they are; concatenating copies millions of rows)
+        scored, pairs = (parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True) for parts in (scored, pairs))
         if ctx.is_global_zero:
             write_parquet_atomic(scored, ctx.layout.mining(self.round) / "artifact.parquet")
             write_parquet_atomic(pairs, ctx.layout.mining(self.round) / "pairs.parquet")
