@@ -119,8 +119,10 @@ def overrides(data: Path, model: Path, out: Path, cache: Path, dev: int) -> list
 def run_size(work: Path, n_docs: int, model: Path, extra: list[str], n_train: int = 1000, n_test: int = 200) -> dict:
     data = write_corpus(work / "data" / f"docs{n_docs}-train{n_train}-test{n_test}", n_docs, n_train, n_test)
     out, cache = work / f"docs{n_docs}-train{n_train}", work / f"cache-docs{n_docs}-train{n_train}"
-    # Every stage computed afresh: a cached zero-shot corpus encoding or mined artifact would hide its cost.
+    # Every stage computed afresh: a cached zero-shot corpus encoding or mined artifact would hide its cost, and a
+    # finished fit left in the run folder would be resumed (skipped) instead of run.
     shutil.rmtree(cache, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
     dev = min(100, n_train // 5)
     command = [sys.executable, str(ROOT / "train.py"), *overrides(data, model, out, cache, dev), *extra]
     out.mkdir(parents=True, exist_ok=True)
@@ -156,6 +158,7 @@ def render(bench: dict) -> str:
                  if stage in r["stages"] else "–" for r in runs]
         md.append(f"| {stage} | " + " | ".join(cells) + f" | {growth.get(stage, float('nan')):.2f} |")
     md.append("| **total** | " + " | ".join(f"{r['total_wall_s']:.1f} ({r['peak_rss_mb']:.0f})" for r in runs) + " | |")
+    md += [f"\nNote: {note}" for note in bench.get("notes", [])]
     md += ["", "| docs | mined pairs | per-epoch dev docs | BM25 nDCG@10 | student nDCG@10 | peak GiB |",
            "|---|---|---|---|---|---|"]
     md += [f"| {r['docs']:,} | {r['mined_pairs']:,} | {r['evaluation'].get('epoch_docs', {}).get('dev', '–')} | "

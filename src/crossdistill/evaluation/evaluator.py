@@ -185,23 +185,26 @@ class RetrievalEvaluator:
                         np.save(f, compute().numpy())
                 else:
                     out, at = None, 0
-                    for block in self.doc_text.blocks():
-                        part = encode(encoder, block, self.settings.batch_size, self.precision,
-                                      self.settings.show_progress, self.settings.max_doc_length).numpy()
+                    for part in self._encoded_blocks(encoder):
                         if out is None:
                             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
                                                             shape=(len(self.doc_ids), part.shape[1]))
-                        out[at:at + len(part)] = part
+                        out[at:at + len(part)] = part.numpy()
                         at += len(part)
                     out.flush()
                     del out
             emb = np.load(path, mmap_mode="c")
         return torch.from_numpy(emb)
 
+    def _encoded_blocks(self, encoder: SentenceTransformer, rows: Sequence[int] | None = None):
+        """The embeddings of the corpus rows ``rows`` (default: all), one block of texts fetched and encoded at a time."""
+        for block in self.doc_text.blocks(rows):
+            yield encode(encoder, block, self.settings.batch_size, self.precision, self.settings.show_progress,
+                         self.settings.max_doc_length)
+
     def encode_rows(self, encoder: SentenceTransformer, rows: Sequence[int] | None = None) -> torch.Tensor:
-        """Embeddings of the corpus rows ``rows`` (default: all), their texts fetched a block at a time."""
-        parts = [encode(encoder, block, self.settings.batch_size, self.precision, self.settings.show_progress,
-                        self.settings.max_doc_length) for block in self.doc_text.blocks(rows)]
+        """Embeddings of the corpus rows ``rows`` (default: all), in one tensor."""
+        parts = list(self._encoded_blocks(encoder, rows))
         return torch.cat(parts) if parts else encode(encoder, [], precision=self.precision)
 
     def encode_queries(self, encoder: SentenceTransformer, qids: Sequence[str]) -> torch.Tensor:
