@@ -83,7 +83,7 @@ class Corpus(Mapping[str, str]):
                  rows: dict[str, int] | None = None):
         self.dataset, self.column = dataset, column
         self._arrow = dataset.with_format("arrow")
-        self.ids = ids if ids is not None else dataset.with_format("arrow")["docid"].to_pylist()
+        self.ids = ids if ids is not None else self._arrow["docid"].to_pylist()
         self.rows = rows if rows is not None else {d: i for i, d in enumerate(self.ids)}
 
     @classmethod
@@ -149,6 +149,12 @@ class Corpus(Mapping[str, str]):
 def texts_of(doc_text: Mapping[str, str], docids: Iterable[str]) -> list[str]:
     """The texts of ``docids``: fetched together from a :class:`Corpus`, one by one from any other mapping."""
     return doc_text.many(docids) if isinstance(doc_text, Corpus) else [doc_text[d] for d in docids]
+
+
+def texts_by_id(doc_text: Mapping[str, str], docids: Iterable[str]) -> dict[str, str]:
+    """docid -> text for each distinct docid, fetched together (one text object per document, shared by its uses)."""
+    unique = list(dict.fromkeys(docids))
+    return dict(zip(unique, texts_of(doc_text, unique)))
 
 
 def text_lengths(doc_text: Mapping[str, str], docids: Sequence[str]) -> list[int]:

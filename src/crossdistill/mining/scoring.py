@@ -54,14 +54,10 @@ def predict_pair_scores(trainer: pl.Trainer, teacher: pl.LightningModule, querie
     order = longest_first(docs) if doc_text is None else by_length(text_lengths(doc_text, docs))
     dataset = PairDataset([queries[i] for i in order], [docs[i] for i in order])
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=PairCollate(doc_text))
-    by_position = predict_by_index(trainer, teacher, loader, len(order), exchange, [ReleaseFreedMemory()]).tolist()
-    scores = [float("nan")] * len(order)
-    for position, score in zip(order, by_position):
-        scores[position] = score
-    missing = sum(s != s for s in scores)
-    if missing:
-        raise RuntimeError(f"teacher scoring returned no score for {missing} of {len(scores)} pairs")
-    return scores
+    by_position = predict_by_index(trainer, teacher, loader, len(order), exchange, [ReleaseFreedMemory()])
+    scores = torch.empty_like(by_position)
+    scores[torch.tensor(order, dtype=torch.long)] = by_position   # predict_by_index raises on any missing score
+    return scores.tolist()
 
 
 def score_shortlists(trainer: pl.Trainer, teacher: pl.LightningModule, shortlists: Shortlists,

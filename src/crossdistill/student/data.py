@@ -13,13 +13,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from crossdistill.common.batching import ListDataset
-from crossdistill.data.corpus import texts_of
+from crossdistill.data.corpus import texts_by_id
 
 
 def pair_examples(pairs: pd.DataFrame, queries: Mapping[str, str], doc_text: Mapping[str, str]) -> ListDataset:
     """One group per (query, better doc). Each distinct document's text is fetched once and shared by its groups."""
-    docids = list(dict.fromkeys([*pairs.docid_a, *pairs.docid_b]))
-    text = dict(zip(docids, texts_of(doc_text, docids)))
+    text = texts_by_id(doc_text, [*pairs.docid_a, *pairs.docid_b])
     groups = []
     for (qid, docid_a), g in pairs.groupby(["qid", "docid_a"], sort=False):
         groups.append({"queries": queries[qid], "docs_a": text[docid_a],

@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from crossdistill.common.batching import ListDataset, collate_lists
-from crossdistill.data.corpus import texts_of
+from crossdistill.data.corpus import texts_by_id
 from crossdistill.data.weak import usable_title_rows
 from crossdistill.types import Run
 
@@ -31,21 +31,16 @@ def training_groups(qids: Sequence[str], queries: Mapping[str, str], qrels: Mapp
         for pos, grade in judged.items():
             if grade > 0:
                 chosen.append((qid, [pos, *rng.sample(pool, negatives)]))
-    text = _texts(doc_text, [d for _, docids in chosen for d in docids])
+    text = texts_by_id(doc_text, [d for _, docids in chosen for d in docids])
     return [{"queries": queries[qid], "docs": [text[d] for d in docids]} for qid, docids in chosen]
 
-
-def _texts(doc_text: Mapping[str, str], docids: Sequence[str]) -> dict[str, str]:
-    """docid -> text for each distinct docid, fetched together (a corpus in Arrow pays per call, not per row)."""
-    unique = list(dict.fromkeys(docids))
-    return dict(zip(unique, texts_of(doc_text, unique)))
 
 
 def validation_groups(qids: Sequence[str], queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]],
                       bm25: Run, doc_text: Mapping[str, str], depth: int) -> list[dict]:
     """Each dev query with its BM25 top ``depth``: the teacher is judged by how well it reorders a real shortlist."""
     shortlists = {qid: [d for d, _ in bm25.get(qid, [])[:depth]] for qid in qids}
-    text = _texts(doc_text, [d for docids in shortlists.values() for d in docids])
+    text = texts_by_id(doc_text, [d for docids in shortlists.values() for d in docids])
     return [{"queries": queries[qid], "docids": docids, "docs": [text[d] for d in docids],
              "judgments": dict(qrels.get(qid, {}))} for qid, docids in shortlists.items() if docids]
 
