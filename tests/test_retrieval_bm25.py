@@ -71,3 +71,36 @@ def test_a_pickled_index_scores_and_stems_as_the_original():
     assert copy.search(queries, 3) == bm25.search(queries, 3) and copy.search(queries, 3)["q"]
     assert copy.score_pairs(queries, [("q", "c"), ("r", "b")]) == bm25.score_pairs(queries, [("q", "c"), ("r", "b")])
     assert bm25._tokenizer.stemmer is not None   # pickling left the original untouched
+
+
+def test_score_pairs_equals_bm25s_full_score_vector_with_repeated_terms():
+    """The postings lookup gives, for every pair, bm25s' own score of that document (a repeated query term counts
+    twice, as in bm25s); the fallback for unsorted postings gives the same."""
+    import random
+
+    rng = random.Random(3)
+    words = [f"w{i}" for i in range(40)]
+    texts = [" ".join(rng.choices(words, k=rng.randint(3, 12))) for _ in range(300)]
+    ids = [f"doc{i:03d}" for i in range(300)]
+    bm25 = BM25Retriever(stemmer=None, stopwords=None).index(ids, texts)
+    queries = {"q": "w1 w2 w2 w39", "r": "w7 nothing", "s": "unknownword"}
+    pairs = [(q, ids[rng.randrange(300)]) for q in queries for _ in range(50)]
+    expected = []
+    for qid, docid in pairs:
+        tokens = bm25._tokenizer.tokenize([queries[qid]], update_vocab=False, return_as="ids", show_progress=False)[0]
+        expected.append(float(bm25._model.get_scores(tokens)[ids.index(docid)]))
+    assert any(e > 0 for e in expected) and any(e == 0 for e in expected)
+    assert bm25.score_pairs(queries, pairs) == pytest.approx(expected, rel=1e-6)
+    bm25._postings_sorted = False
+    assert bm25.score_pairs(queries, pairs) == pytest.approx(expected, rel=1e-6)
+
+
+def test_search_holds_top_lists_as_arrays_ties_by_docid():
+    from crossdistill.retrieval.topk import TopKRun
+
+    # Three identical documents tie; they come back in docid order whatever the index order.
+    bm25 = BM25Retriever().index(["z", "m", "a", "x"], ["apple pie", "apple pie", "apple pie", "banana bread"])
+    run = bm25.search({"q": "apple", "none": "zzzz"}, k=4)
+    assert isinstance(run, TopKRun) and run.rows.dtype.name == "int32"
+    assert [d for d, _ in run["q"]] == ["a", "m", "z"]    # "x" scores 0: dropped
+    assert run["none"] == [] and list(run) == ["q", "none"] and len(run) == 2

@@ -15,6 +15,7 @@ import numpy as np
 from bm25s.tokenization import Tokenized, Tokenizer
 
 from crossdistill.data.corpus import Corpus
+from crossdistill.retrieval.topk import TopKRun
 from crossdistill.types import Run
 
 # Below this many queries the thread pool costs more than it saves.
@@ -37,6 +38,7 @@ class BM25Retriever:
         self.stemmer_name, self.stopwords = stemmer, stopwords
         self.show_progress = show_progress
         self._doc_ids: np.ndarray | None = None
+        self._docid_rank: np.ndarray | None = None   # each document's place in docid order (ties break by docid)
         self._model: bm25s.BM25 | None = None
         self._tokenizer: Tokenizer | None = None
 
@@ -82,6 +84,9 @@ class BM25Retriever:
         self._model = bm25s.BM25(k1=self.k1, b=self.b, method=self.method)
         self._model.index(tokens, show_progress=self.show_progress)
         self._doc_ids = np.asarray(list(doc_ids), dtype=object)
+        self._docid_rank = np.empty(len(self._doc_ids), dtype=np.int32)
+        self._docid_rank[np.argsort(self._doc_ids, kind="stable")] = np.arange(len(self._doc_ids), dtype=np.int32)
+        self._postings_sorted = _postings_sorted(self._model.scores)
         return self
 
     def search(self, queries: Mapping[str, str], k: int) -> Run:
@@ -103,18 +108,17 @@ class BM25Retriever:
         q_tokens = self._tokenizer.tokenize([queries[q] for q in qids], update_vocab=False, return_as="ids", show_progress=False)
         n_threads = 0 if len(qids) < _PARALLEL_MIN_QUERIES else min(4, os.cpu_count() or 1)
         idx, scores = self._model.retrieve(q_tokens, k=k, sorted=True, show_progress=self.show_progress, n_threads=n_threads)
-        run: Run = {}
-        for qid, row_idx, row_scores in zip(qids, idx, scores):
-            hits = [(str(self._doc_ids[i]), float(s)) for i, s in zip(row_idx, row_scores) if s > 0]
-            hits.sort(key=lambda h: (-h[1], h[0]))
-            run[qid] = hits
-        return run
+        idx, scores = np.asarray(idx), np.asarray(scores, dtype=np.float32)
+        # Best first, ties by docid; documents scoring 0 sort last and are cut off by the per-query counts.
+        order = np.lexsort((self._docid_rank[idx], -scores), axis=1)
+        idx, scores = np.take_along_axis(idx, order, axis=1), np.take_along_axis(scores, order, axis=1)
+        return TopKRun(qids, self._doc_ids, idx, scores, counts=(scores > 0).sum(axis=1))
 
     def score_pairs(self, queries: Mapping[str, str], pairs: Sequence[tuple[str, str]]) -> list[float]:
         """BM25 score of arbitrary (qid, docid) pairs, also for documents outside any top-k (0 = no shared term).
 
-        One query's full score vector at a time (4 bytes x corpus size), freed before the next: memory does not
-        grow with the number of queries mined.
+        Each query term's postings (sorted document rows) are looked up for just the query's paired documents,
+        so neither time nor memory grows with the corpus size per pair (no full score vector per query).
         """
         if self._model is None:
             raise RuntimeError("call index() before score_pairs()")
@@ -122,10 +126,37 @@ class BM25Retriever:
         by_query: dict[str, list[int]] = {}
         for i, (qid, _) in enumerate(pairs):
             by_query.setdefault(qid, []).append(i)
-        out = [0.0] * len(pairs)
-        for qid, positions in by_query.items():
-            ids = self._tokenizer.tokenize([queries[qid]], update_vocab=False, return_as="ids", show_progress=False)[0]
-            scores = self._model.get_scores(ids)
-            for i in positions:
-                out[i] = float(scores[row[pairs[i][1]]])
-        return out
+        qids = list(by_query)
+        tokens = self._tokenizer.tokenize([queries[q] for q in qids], update_vocab=False, return_as="ids",
+                                          show_progress=False)
+        out = np.zeros(len(pairs), dtype=np.float32)
+        for qid, ids in zip(qids, tokens):
+            positions = np.asarray(by_query[qid])
+            doc_rows = np.fromiter((row[pairs[i][1]] for i in positions), dtype=np.int64, count=len(positions))
+            out[positions] = self._pair_scores(ids, doc_rows)
+        return out.astype(np.float64).tolist()
+
+    def _pair_scores(self, token_ids: Sequence[int], doc_rows: np.ndarray) -> np.ndarray:
+        """Sum over the query's terms (repeats count again, as in ``get_scores``) of each document's term score."""
+        if not self._postings_sorted:
+            return self._model.get_scores(list(token_ids))[doc_rows]
+        data, indices, indptr = (self._model.scores[k] for k in ("data", "indices", "indptr"))
+        total = np.zeros(len(doc_rows), dtype=np.float32)
+        for t in token_ids:
+            start, end = indptr[t], indptr[t + 1]
+            postings = indices[start:end]
+            at = np.searchsorted(postings, doc_rows)
+            found = at < len(postings)
+            found[found] = postings[at[found]] == doc_rows[found]
+            total[found] += data[start + at[found]]
+        return total
+
+
+def _postings_sorted(scores: Mapping[str, np.ndarray]) -> bool:
+    """Whether every term's postings list holds strictly increasing document rows (a canonical CSC matrix)."""
+    indices, indptr = scores["indices"], scores["indptr"]
+    if len(indices) < 2:
+        return True
+    rising = np.diff(indices.astype(np.int64)) > 0
+    rising[indptr[1:-1][(indptr[1:-1] > 0) & (indptr[1:-1] < len(indices))] - 1] = True   # term boundaries
+    return bool(rising.all())

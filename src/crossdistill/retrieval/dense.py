@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from crossdistill.common.batching import longest_first, to_device
 from crossdistill.common.precision import autocast
+from crossdistill.retrieval.topk import TopKRun
 from crossdistill.types import Run
 
 if TYPE_CHECKING:
@@ -90,14 +91,14 @@ def exact_search(
     if k <= 0:
         return {qid: [] for qid in query_ids}
     doc_emb = doc_emb.float()
-    query_ids, doc_ids = list(query_ids), list(doc_ids)
-    run: Run = {}
+    rows = np.empty((len(query_ids), k), dtype=np.int32)
+    scores = np.empty((len(query_ids), k), dtype=np.float32)
     for start in range(0, len(query_ids), batch_size):
         q = query_emb[start : start + batch_size].to(doc_emb.device, torch.float32)
-        scores, idx = torch.topk(q @ doc_emb.T, k, dim=1)
-        for qid, row_s, row_i in zip(query_ids[start : start + batch_size], scores.tolist(), idx.tolist()):
-            run[qid] = [(doc_ids[i], s) for i, s in zip(row_i, row_s)]
-    return run
+        top_scores, top_rows = torch.topk(q @ doc_emb.T, k, dim=1)
+        rows[start : start + len(q)] = top_rows.cpu().numpy()
+        scores[start : start + len(q)] = top_scores.float().cpu().numpy()
+    return TopKRun(query_ids, doc_ids, rows, scores)
 
 
 @torch.inference_mode()

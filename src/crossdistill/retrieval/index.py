@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from crossdistill.retrieval.dense import exact_search
+from crossdistill.retrieval.topk import TopKRun
 from crossdistill.types import Run
 
 
@@ -91,8 +92,8 @@ class FaissSearch:
             self._built = (doc_emb, self._build(np.ascontiguousarray(doc_emb.float().numpy())))
         k = min(k, len(doc_ids))
         scores, idx = self._built[1].search(np.ascontiguousarray(query_emb.float().numpy()), k)
-        return {qid: [(doc_ids[i], float(s)) for i, s in zip(row_i, row_s) if i >= 0]
-                for qid, row_s, row_i in zip(query_ids, scores.tolist(), idx.tolist())}
+        # FAISS pads a query with fewer than k hits with row -1, after its hits.
+        return TopKRun(query_ids, doc_ids, np.maximum(idx, 0), scores, counts=(idx >= 0).sum(axis=1))
 
     def describe(self) -> dict:
         params = {"hnsw": {"hnsw_m": self.hnsw_m, "ef_search": self.ef_search},
