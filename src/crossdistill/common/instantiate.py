@@ -13,6 +13,8 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from crossdistill.common.distributed import EndSpawnedProcessGroup
+
 
 def instantiate_group(group: DictConfig | None, /, **runtime: Any) -> list[Any]:
     """Every ``_target_`` entry of ``group``, its null keys filled from ``runtime``."""
@@ -34,6 +36,8 @@ def make_trainer(cfg: DictConfig, stage: str, root: Path, logged: bool = True, *
     loggers = stage_loggers(cfg, stage, Path(root).name) if logged else []
     for logger in loggers:   # the full config, beside the hyperparameters Lightning logs of the modules
         logger.log_hyperparams({"config": OmegaConf.to_container(cfg, resolve=True)})
+    # Every trainer's spawned DDP workers end their process group before exiting (see EndSpawnedProcessGroup).
+    overrides["callbacks"] = [*(overrides.get("callbacks") or []), EndSpawnedProcessGroup()]
     return instantiate(cfg.trainer, logger=loggers or False, default_root_dir=str(root), **overrides)
 
 
