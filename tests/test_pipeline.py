@@ -12,6 +12,7 @@ from conftest import ROOT, compose, tiny_overrides
 from crossdistill.evaluation.trace import TRACE_COLUMNS
 from crossdistill.mining.pairs import margin_scale
 from crossdistill.pipeline.train import run
+from crossdistill.retrieval.bm25 import BM25Retriever
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +207,8 @@ def test_label_free_mode_trains_on_title_pseudo_queries(tiny_bert, tiny_beir, tm
     out = tmp_path / "run"
     cfg = compose(tiny_overrides(tiny_bert, tiny_beir, out, tmp_path / "cache") + [
         "data.train_labels=false", "weak_supervision.train_queries=20", "weak_supervision.dev_queries=6",
-        "weak_supervision.min_words=3", "student_data.epochs=1"])
+        "weak_supervision.min_words=3", "student_data.epochs=1",
+        "ensemble.weights={cross_encoder: 1.0, bm25: 1.0, zero_shot: 1.0}"])   # every member in every trace
     run(cfg)
     results = json.loads((out / "results.json").read_text())
     assert results["label_free"] is True and results["queries"] == 8   # the real test split is what is reported
@@ -217,6 +219,24 @@ def test_label_free_mode_trains_on_title_pseudo_queries(tiny_bert, tiny_beir, tm
     assert sum(q.removeprefix("pseudo-title:") in docs for q, docs in positives.items()) == len(positives)
     dev = pd.read_parquet(out / "traces" / "dev_init.parquet")
     assert dev.qid.str.startswith("pseudo-title:").all()
+    # Train and dev read the documents without their titles everywhere, not only in the teacher's and the student's
+    # input: a title query must not find its document by its title through BM25 (nor through a member's score).
+    assert results["evaluation"]["dev_documents"] == "training view (without titles)"
+    docs = [json.loads(line) for line in (tiny_beir / "corpus.jsonl").read_text().splitlines()]
+    bodies = BM25Retriever().index([d["_id"] for d in docs], [d["text"] for d in docs])
+    titles = {f"pseudo-title:{d['_id']}": d["title"] for d in docs}
+    artifact = pd.read_parquet(out / "mining" / "artifact.parquet")
+    assert artifact.bm25_score.tolist() == pytest.approx(
+        bodies.score_pairs(titles, list(zip(artifact.qid, artifact.docid))), rel=1e-5)
+    shortlisted = dev[dev.in_shortlist]
+    assert shortlisted.teacher_bm25.tolist() == pytest.approx(
+        bodies.score_pairs(titles, list(zip(shortlisted.qid, shortlisted.docid))), rel=1e-5)
+    # The test split reads the whole documents ("title text").
+    whole = BM25Retriever().index([d["_id"] for d in docs], [f"{d['title']} {d['text']}" for d in docs])
+    queries = {q["_id"]: q["text"] for q in map(json.loads, (tiny_beir / "queries.jsonl").read_text().splitlines())}
+    test = pd.read_parquet(out / "traces" / "test_init.parquet").query("in_shortlist")
+    assert test.teacher_bm25.tolist() == pytest.approx(whole.score_pairs(queries, list(zip(test.qid, test.docid))),
+                                                       rel=1e-5)
 
 
 def test_title_pseudo_queries_are_mined_and_distilled_beside_the_labelled_ones(tiny_bert, tiny_beir, tmp_path):

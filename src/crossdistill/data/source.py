@@ -43,6 +43,11 @@ class PreparedData:
     def fingerprint(self) -> str:
         return self.dataset.fingerprint
 
+    @property
+    def training_view(self) -> dict:
+        """For cache keys of what training reads: empty when that is the corpus itself (keys as before views)."""
+        return {} if self.train_doc_text is self.doc_text else {"training_view": "without titles"}
+
 
 class BeirSource:
     """A BEIR folder (``path``) or the embedded SciFact (``embedded: scifact``), optionally sliced for smoke runs."""

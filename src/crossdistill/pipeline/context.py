@@ -49,15 +49,20 @@ class RunContext:
     console: Console = console
     data: Any = None                    # PreparedData
     bm25: Any = None                    # BM25Retriever over the corpus
-    bm25_runs: dict | None = None       # split -> BM25 run
+    # BM25 over what training reads (label-free: documents without their titles); ``bm25`` itself otherwise
+    bm25_train: Any = None
+    bm25_runs: dict | None = None       # split -> BM25 run (train and dev over the training view, test over the corpus)
     teacher_data: Any = None            # TeacherDataModule (also names the teacher's title-query documents)
     teacher: Any = None                 # CrossEncoderTeacher
     teacher_info: dict | None = None
     ensemble: Any = None                # TeacherEnsemble: the teacher everywhere (members, weights chosen on dev)
     student: Any = None                 # BiEncoderStudent
-    evaluator: Any = None               # RetrievalEvaluator
+    evaluator: Any = None               # RetrievalEvaluator over the corpus (test)
+    # The evaluator over what training reads (dev, mining's encodings and member scores); ``evaluator`` unless the
+    # training view differs (label-free: the dev pseudo-queries are titles, so dev documents are shown without them)
+    dev_evaluator: Any = None
     init: dict | None = None            # split -> EvalResult of the zero-shot student
-    corpus_emb: Any = None              # the mining student's corpus embeddings
+    corpus_emb: Any = None              # the mining student's corpus embeddings (training view)
     teacher_run: dict | None = None     # the teacher reranking BM25's test top-k
     query_sets: dict | None = None      # name -> (QuerySet, BM25 run): what each round mines
     mined: dict | None = None           # this round's pairs, examples and record

@@ -38,11 +38,16 @@ class PrepareData(Stage):
 
 
 class IndexBM25(Stage):
-    name, needs, provides = "bm25", ("data",), ("bm25", "bm25_runs")
+    """BM25 over the corpus (test) and over the view training reads (train and dev; the same index unless
+    label-free mode hides titles: its title pseudo-queries must not find their documents by their titles)."""
+
+    name, needs, provides = "bm25", ("data",), ("bm25", "bm25_train", "bm25_runs")
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
         data, queries = ctx.data, ctx.data.dataset.queries
         ctx.bm25 = instantiate(ctx.cfg.bm25).index(data.doc_ids, data.doc_text)
+        ctx.bm25_train = ctx.bm25 if data.train_doc_text is data.doc_text else \
+            instantiate(ctx.cfg.bm25).index(data.doc_ids, data.train_doc_text)
         depth = bm25_depth(ctx.cfg)
-        ctx.bm25_runs = {split: ctx.bm25.search({q: queries[q] for q in data.qrels[split]}, depth)
-                         for split in ("train", "dev", "test")}
+        ctx.bm25_runs = {split: (ctx.bm25 if split == "test" else ctx.bm25_train).search(
+            {q: queries[q] for q in data.qrels[split]}, depth) for split in ("train", "dev", "test")}

@@ -32,7 +32,7 @@ def distillation_query_sets(ctx: RunContext) -> dict:
                                data.train_doc_text), ctx.bm25_runs["train"])}
     pseudo = instantiate(cfg.weak_supervision).distillation_queries(data, exclude_docs=ctx.teacher_data.title_docs())
     if pseudo is not None:
-        sets["pseudo"] = (pseudo, ctx.bm25.search(pseudo.queries, bm25_depth(cfg)))
+        sets["pseudo"] = (pseudo, ctx.bm25_train.search(pseudo.queries, bm25_depth(cfg)))
         ctx.console.log(f"distillation: {len(pseudo.queries)} title pseudo-queries beside {len(data.train_qids)} "
                         "labelled ones (none from dev/test-judged documents or the teacher's title queries)")
     return sets
@@ -48,7 +48,7 @@ def check_shortlists(shortlists, doc_index, miner) -> None:
 
 def mine_query_set(ctx: RunContext, name: str, query_set: QuerySet, bm25_run, miner) -> dict:
     """One query set's shortlists, scored by the teacher (a cached artifact): {"scored": frame, "info": ...}."""
-    cfg, data, teacher, student, evaluator = ctx.cfg, ctx.data, ctx.teacher, ctx.student, ctx.evaluator
+    cfg, data, teacher, student, evaluator = ctx.cfg, ctx.data, ctx.teacher, ctx.student, ctx.dev_evaluator
     qids = list(query_set.queries)
     # Encoded once per round: for dense shortlists and the student cosine of every mined pair.
     q_emb = evaluator.encode_query_texts(student.encoder, [query_set.queries[q] for q in qids])
@@ -59,7 +59,7 @@ def mine_query_set(ctx: RunContext, name: str, query_set: QuerySet, bm25_run, mi
     key = cache_key(teacher=ctx.teacher_fingerprint(), data=data.fingerprint, qids=qids,
                     miner=miner_identity(miner), student=state_dict_fingerprint(student),
                     max_length=teacher.hparams.max_length, precision=cfg.inference_precision,
-                    schema=ARTIFACT_COLUMNS,
+                    schema=ARTIFACT_COLUMNS, **data.training_view,
                     # The labelled set's key predates query sets: left as it was, its cached artifacts stay valid.
                     **({} if name == "train" else {"query_set": name}))
     path = ctx.layout.cached_artifact(key)
@@ -70,7 +70,7 @@ def mine_query_set(ctx: RunContext, name: str, query_set: QuerySet, bm25_run, mi
         df = score_shortlists(predictor, teacher, shortlists, query_set.queries, query_set.doc_text,
                               query_set.qrels, teacher.hparams.inference_batch_size, exchange=ctx.layout.exchange)
         # The other signals a teacher ensemble may mix in: BM25 and the current student, for every pair.
-        df["bm25_score"] = ctx.bm25.score_pairs(query_set.queries, list(zip(df.qid, df.docid)))
+        df["bm25_score"] = ctx.bm25_train.score_pairs(query_set.queries, list(zip(df.qid, df.docid)))
         q_row = {q: i for i, q in enumerate(qids)}
         df["dense_score"] = pair_scores(q_emb, ctx.corpus_emb, [q_row[q] for q in df.qid],
                                         [data.dataset.doc_index[d] for d in df.docid])
@@ -89,7 +89,7 @@ def add_member_scores(ctx: RunContext, frame: pd.DataFrame, query_set: QuerySet)
     for member in ctx.ensemble.members:
         column = ctx.ensemble.column(member)
         if column not in frame:
-            frame[column] = ctx.evaluator.scorers[member](query_set.queries, list(frame.qid), list(frame.docid))
+            frame[column] = ctx.dev_evaluator.scorers[member](query_set.queries, list(frame.qid), list(frame.docid))
     return frame
 
 
@@ -97,7 +97,7 @@ class MineRound(Stage):
     """Round 1 mines with ``miner``; each later round re-mines with the best student so far (its own mistakes
     become the negatives), scores the new shortlists with the same teacher, and builds the round's pairs."""
 
-    needs = ("data", "teacher", "teacher_data", "student", "evaluator", "corpus_emb", "ensemble")
+    needs = ("data", "teacher", "teacher_data", "student", "dev_evaluator", "bm25_train", "corpus_emb", "ensemble")
     provides = ("mined",)
 
     def __init__(self, round_: int):

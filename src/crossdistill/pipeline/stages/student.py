@@ -26,17 +26,21 @@ from crossdistill.retrieval.fusion import reciprocal_rank_fusion
 from crossdistill.teacher.members import build_scorers
 
 
-def build_evaluator(ctx: RunContext) -> RetrievalEvaluator:
+def build_evaluator(ctx: RunContext, training_view: bool = False) -> RetrievalEvaluator:
+    """The evaluator over the corpus, or (``training_view``) over what training reads: label-free mode's title-less
+    documents, where its dev title pseudo-queries are a task and not a lookup (its own caches, by that view)."""
     data, queries = ctx.data, ctx.data.dataset.queries
-    return RetrievalEvaluator(instantiate(ctx.cfg.evaluation), data.doc_text, queries, data.qrels, ctx.bm25_runs,
+    docs, view = (data.train_doc_text, {"view": "training"}) if training_view else (data.doc_text, {})
+    return RetrievalEvaluator(instantiate(ctx.cfg.evaluation), docs, queries, data.qrels, ctx.bm25_runs,
                               teacher=ctx.teacher.model, layout=ctx.layout,
-                              cache_scope=cache_key(data=data.fingerprint, queries=sorted(queries.items())))
+                              cache_scope=cache_key(data=data.fingerprint, queries=sorted(queries.items()), **view))
 
 
 def encode_corpus(ctx: RunContext, encoder) -> torch.Tensor:
-    """The corpus under ``encoder``'s weights (cached by them). With several ranks configured (``trainer=ddp``) every
-    rank encodes a share through ``Trainer.predict`` on its device, and every rank receives the whole matrix."""
-    ev = ctx.evaluator
+    """The corpus as training reads it (what mining searches) under ``encoder``'s weights (cached by them). With
+    several ranks configured (``trainer=ddp``) every rank encodes a share through ``Trainer.predict`` on its device,
+    and every rank receives the whole matrix."""
+    ev = ctx.dev_evaluator
     trainer = make_trainer(ctx.cfg, "encode", ctx.layout.root, logged=False, precision=ctx.cfg.inference_precision,
                            callbacks=[], max_epochs=1)
     if trainer.world_size == 1:
@@ -47,13 +51,16 @@ def encode_corpus(ctx: RunContext, encoder) -> torch.Tensor:
 
 
 class ZeroShotStudent(Stage):
-    """The student before distillation and the evaluator; the corpus encoded with its starting weights."""
+    """The student before distillation and the evaluators (the corpus; the training view, when it differs); the
+    training view encoded with its starting weights."""
 
     name, needs = "zero_shot", ("data", "bm25_runs", "teacher")
-    provides = ("student", "evaluator", "corpus_emb")
+    provides = ("student", "evaluator", "dev_evaluator", "corpus_emb")
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
         ctx.student, ctx.evaluator = instantiate(ctx.cfg.student), build_evaluator(ctx)
+        ctx.dev_evaluator = ctx.evaluator if ctx.data.train_doc_text is ctx.data.doc_text else \
+            build_evaluator(ctx, training_view=True)
         ctx.corpus_emb = encode_corpus(ctx, ctx.student.encoder)
 
 
@@ -62,15 +69,19 @@ class ChooseEnsemble(Stage):
     combination reranking the zero-shot student's dev shortlists). From here on the evaluator's teacher is the
     ensemble; a lone cross-encoder changes nothing."""
 
-    name, needs, provides = "ensemble", ("student", "evaluator", "bm25", "corpus_emb"), ("ensemble",)
+    name, needs = "ensemble", ("student", "evaluator", "dev_evaluator", "bm25", "bm25_train", "corpus_emb")
+    provides = ("ensemble",)
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
-        ensemble, ev = instantiate(ctx.cfg.ensemble), ctx.evaluator
+        ensemble, ev = instantiate(ctx.cfg.ensemble), ctx.dev_evaluator
         ctx.ensemble = ensemble
         if ensemble.is_plain_teacher:
             ctx.teacher_info["ensemble"] = {"members": ensemble.members, "weights": ensemble.weights}
             return
-        ev.use_ensemble(ensemble, build_scorers(ensemble, ctx.bm25, ev, ctx.cfg.student))
+        # Each evaluator's members read its documents: BM25 and frozen encoders over the same view.
+        if ctx.evaluator is not ev:
+            ctx.evaluator.use_ensemble(ensemble, build_scorers(ensemble, ctx.bm25, ctx.evaluator, ctx.cfg.student))
+        ev.use_ensemble(ensemble, build_scorers(ensemble, ctx.bm25_train, ev, ctx.cfg.student))
         qrels = ctx.data.qrels["dev"]
         run = ev.retrieve(ctx.student.encoder, sorted(qrels), ctx.corpus_emb)
         lists = ev.shortlists("dev", run) if ensemble.choose_on == "student" else \
@@ -86,12 +97,15 @@ class ChooseEnsemble(Stage):
 class ZeroShotBaseline(Stage):
     """The student before distillation, evaluated on dev and test over the whole corpus."""
 
-    name, needs, provides = "student_init", ("student", "evaluator", "corpus_emb", "ensemble"), ("init",)
+    name, needs = "student_init", ("student", "evaluator", "dev_evaluator", "corpus_emb", "ensemble")
+    provides = ("init",)
     # ... and, with rounds.keep_zero_shot, the zero-shot student as the best so far (a round must beat it on dev)
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
-        ctx.init = {split: ctx.evaluator.evaluate(ctx.student.encoder, split, f"{split}_init", -1,
-                                                  corpus_emb=ctx.corpus_emb) for split in ("dev", "test")}
+        test_emb = ctx.corpus_emb if ctx.evaluator is ctx.dev_evaluator else None   # else: the corpus, encoded now
+        ctx.init = {"dev": ctx.dev_evaluator.evaluate(ctx.student.encoder, "dev", "dev_init", -1,
+                                                      corpus_emb=ctx.corpus_emb),
+                    "test": ctx.evaluator.evaluate(ctx.student.encoder, "test", "test_init", -1, corpus_emb=test_emb)}
         if ctx.cfg.rounds.get("keep_zero_shot", True):
             # The start is a candidate too: a distillation that dev says hurts is not what the run keeps.
             metric = ctx.cfg.optimized_metric.split("/", 1)[1]
@@ -103,7 +117,7 @@ class DistillRound(Stage):
     """One round of distillation on the round's mined pairs; dev is evaluated every epoch over the whole corpus,
     the round's best epoch is loaded, and the best student across rounds is remembered (by dev only)."""
 
-    needs = ("student", "mined", "evaluator")
+    needs = ("student", "mined", "dev_evaluator")
 
     def __init__(self, round_: int):
         self.round, self.name = round_, f"student{round_suffix(round_)}"
@@ -150,7 +164,7 @@ class DistillRound(Stage):
         dm = instantiate(cfg.student_data).bind(ctx.mined["dataset"])
         epochs = dm.hparams.epochs
         checkpoints = ctx.layout.checkpoints(self.name)
-        callbacks = instantiate_group(cfg.callbacks.student, dirpath=str(checkpoints), evaluator=ctx.evaluator,
+        callbacks = instantiate_group(cfg.callbacks.student, dirpath=str(checkpoints), evaluator=ctx.dev_evaluator,
                                       epoch_offset=offset)
         trainer = make_trainer(cfg, self.name, ctx.layout.root, max_epochs=epochs, callbacks=callbacks,
                                limit_val_batches=0, num_sanity_val_steps=0)

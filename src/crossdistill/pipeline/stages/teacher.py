@@ -30,7 +30,7 @@ class TrainTeacher(Stage):
     """Trained on the teacher data module's groups, validated on dev shortlists, kept at its best dev epoch and
     cached by content key (data, teacher and teacher-data config, train queries, seed, training precision)."""
 
-    name, needs, provides = "teacher", ("data", "bm25", "bm25_runs"), ("teacher", "teacher_data", "teacher_info")
+    name, needs, provides = "teacher", ("data", "bm25_train", "bm25_runs"), ("teacher", "teacher_data", "teacher_info")
 
     def key(self, ctx: RunContext) -> str | None:
         cfg = ctx.cfg
@@ -38,7 +38,8 @@ class TrainTeacher(Stage):
             return None
         return cache_key(data=ctx.data.fingerprint, teacher=OmegaConf.to_container(cfg.teacher, resolve=True),
                          teacher_data=OmegaConf.to_container(cfg.teacher_data, resolve=True),
-                         train=ctx.data.train_qids, seed=cfg.seed, trainer_precision=str(cfg.trainer.get("precision")))
+                         train=ctx.data.train_qids, seed=cfg.seed, trainer_precision=str(cfg.trainer.get("precision")),
+                         **ctx.data.training_view)   # label-free: negatives from the title-less BM25
 
     def outputs(self, ctx: RunContext, key: str):
         return [ctx.layout.cached_teacher(key) / "config.json"]
@@ -47,7 +48,7 @@ class TrainTeacher(Stage):
         return [quarantine(ctx.layout.cached_teacher(key))]
 
     def _bind_data(self, ctx: RunContext) -> None:
-        ctx.teacher_data = instantiate(ctx.cfg.teacher_data).bind(ctx.data, ctx.bm25, ctx.bm25_runs)
+        ctx.teacher_data = instantiate(ctx.cfg.teacher_data).bind(ctx.data, ctx.bm25_train, ctx.bm25_runs)
 
     def load(self, ctx: RunContext, key: str) -> None:
         self._bind_data(ctx)
