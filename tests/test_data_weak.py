@@ -75,3 +75,84 @@ def test_distillation_queries_off_by_default_and_in_label_free_mode(labelled, un
     assert TitlePseudoQueries(min_words=3, distill_queries=5).distillation_queries(label_free) is None
     with pytest.raises(ValueError, match="distill_queries must be >= 0"):
         TitlePseudoQueries(distill_queries=-1)
+
+
+def write_sentence_beir(folder, n_docs: int = 40, n_test: int = 6, seed: int = 0):
+    """Bodies of three or four sentences ("Word word ... word."); test queries: four words of their document."""
+    import json
+    import random
+
+    from conftest import _WORDS
+
+    rng, words = random.Random(seed), sorted(set(_WORDS))
+    (folder / "qrels").mkdir(parents=True)
+    docs = {}
+    for i in range(n_docs):
+        sentences = [" ".join(rng.choices(words, k=rng.randint(5, 9))).capitalize() + "." for _ in range(rng.randint(3, 4))]
+        docs[f"d{i}"] = (" ".join(rng.sample(words, 3)), " ".join(sentences))
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "title": t, "text": b}) + "\n"
+                                                 for d, (t, b) in docs.items()))
+    queries, qrels = [], ["query-id\tcorpus-id\tscore"]
+    for i in range(n_test):
+        queries.append(json.dumps({"_id": f"q{i}", "text": " ".join(rng.sample(docs[f"d{i}"][1].split(), 4))}))
+        qrels.append(f"q{i}\td{i}\t1")
+    (folder / "queries.jsonl").write_text("\n".join(queries) + "\n")
+    (folder / "qrels" / "test.tsv").write_text("\n".join(qrels) + "\n")
+    return folder
+
+
+def test_split_sentences_and_cloze():
+    from crossdistill.data.weak import cloze, split_sentences
+
+    body = "Cells divide. The rate fell (p < 0.05) e.g. in mice. 3 of 4 trials failed."
+    assert split_sentences(body) == ["Cells divide.", "The rate fell (p < 0.05) e.g. in mice.", "3 of 4 trials failed."]
+    import random
+
+    # only the 4-to-8-word sentences are drawn; the body loses exactly that sentence
+    sentence, rest = cloze(body, random.Random(0), min_words=4, max_words=8)
+    assert sentence == "3 of 4 trials failed." and rest == "Cells divide. The rate fell (p < 0.05) e.g. in mice."
+    assert cloze("One sentence only here.", random.Random(0), 1, 10) is None
+    assert cloze(body, random.Random(0), min_words=20, max_words=30) is None
+
+
+def test_sentence_pseudo_queries_hide_their_sentence_from_training(tmp_path):
+    from crossdistill.data.corpus import contents
+    from crossdistill.data.weak import SENTENCE_PREFIX, split_sentences
+
+    folder = write_sentence_beir(tmp_path / "beir")
+    data = BeirSource(path=str(folder), train_labels=False).load(tmp_path / "cache")
+    data = TitlePseudoQueries(kind="sentence", train_queries=20, dev_queries=5, min_words=4, seed=1).apply(data)
+    assert data.label_free and len(data.train_qids) == 20 and len(data.dev_qids) == 5
+    corpus = data.dataset.corpus
+    title, body = dict(zip(corpus["docid"], corpus["title"])), dict(zip(corpus["docid"], corpus["text"]))
+    test_docs = {d for judged in data.qrels["test"].values() for d in judged}
+    sources = set()
+    for split in ("train", "dev"):
+        for qid, judged in data.qrels[split].items():
+            (docid, grade), = judged.items()
+            assert qid == SENTENCE_PREFIX + docid and grade == 1 and docid not in test_docs
+            sentence = data.dataset.queries[qid]
+            assert sentence in split_sentences(body[docid])
+            rest = [t for t in split_sentences(body[docid]) if t != sentence]
+            assert data.train_doc_text[docid] == contents(title[docid], " ".join(rest))   # title kept, sentence gone
+            assert sentence not in data.train_doc_text[docid] and sentence in data.doc_text[docid]
+            sources.add(docid)
+    others = [d for d in corpus["docid"] if d not in sources]
+    assert [data.train_doc_text[d] for d in others] == [data.doc_text[d] for d in others]   # the rest: whole
+    assert data.train_view == "without the pseudo-queries' sentences"
+    with pytest.raises(ValueError, match="sentence of 50-60 words"):
+        TitlePseudoQueries(kind="sentence", min_words=50, max_words=60).apply(
+            BeirSource(path=str(folder), train_labels=False).load(tmp_path / "cache"))
+
+
+def test_corpus_with_texts_reads_some_documents_differently(unlabelled):
+    corpus = unlabelled.doc_text
+    changed = corpus.with_texts({"d3": "short", "d5": "another text"})
+    rows = [corpus.rows[d] for d in ("d2", "d3", "d5")]
+    assert changed.texts(rows) == [corpus["d2"], "short", "another text"]
+    assert changed.many(["d5", "d3"]) == ["another text", "short"] and changed["d2"] == corpus["d2"]
+    assert changed.lengths(rows) == [len(corpus["d2"]), 5, 12]
+    assert [t for block in changed.blocks(size=7) for t in block] == [changed[d] for d in corpus.ids]
+    assert corpus["d3"] != "short"   # the original view is unchanged
+    with pytest.raises(KeyError, match="nope"):
+        corpus.with_texts({"nope": "x"})

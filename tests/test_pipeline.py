@@ -239,6 +239,33 @@ def test_label_free_mode_trains_on_title_pseudo_queries(tiny_bert, tiny_beir, tm
                                                        rel=1e-5)
 
 
+def test_label_free_sentence_pseudo_queries(tiny_bert, tmp_path):
+    """kind=sentence: each pseudo-query is a sentence of a body, and everything training and dev read (BM25 included)
+    shows its document without that sentence."""
+    from test_data_weak import write_sentence_beir
+
+    beir, out = write_sentence_beir(tmp_path / "beir"), tmp_path / "run"
+    cfg = compose(tiny_overrides(tiny_bert, beir, out, tmp_path / "cache") + [
+        "data.train_labels=false", "weak_supervision.kind=sentence", "weak_supervision.train_queries=20",
+        "weak_supervision.dev_queries=6", "student_data.epochs=1"])
+    run(cfg)
+    results = json.loads((out / "results.json").read_text())
+    assert results["evaluation"]["dev_documents"] == "training view (without the pseudo-queries' sentences)"
+    artifact = pd.read_parquet(out / "mining" / "artifact.parquet")
+    assert artifact.qid.str.startswith("pseudo-sentence:").all()
+    docs = {d["_id"]: d for d in map(json.loads, (beir / "corpus.jsonl").read_text().splitlines())}
+    # The same pseudo-queries made again (seeded), and BM25 over the documents as training shows them.
+    from crossdistill.data.source import BeirSource
+    from crossdistill.data.weak import TitlePseudoQueries
+
+    data = TitlePseudoQueries(kind="sentence", train_queries=20, dev_queries=6, seed=cfg.seed).apply(
+        BeirSource(path=str(beir), train_labels=False).load(tmp_path / "check"))
+    view = BM25Retriever().index(list(docs), [data.train_doc_text[d] for d in docs])
+    assert artifact.bm25_score.tolist() == pytest.approx(
+        view.score_pairs(data.dataset.queries, list(zip(artifact.qid, artifact.docid))), rel=1e-5)
+    assert set(artifact.qid) <= set(data.train_qids)
+
+
 def test_title_pseudo_queries_are_mined_and_distilled_beside_the_labelled_ones(tiny_bert, tiny_beir, tmp_path):
     out = tmp_path / "run"
     cfg = compose(tiny_overrides(tiny_bert, tiny_beir, out, tmp_path / "cache") + [

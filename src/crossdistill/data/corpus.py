@@ -80,11 +80,12 @@ class Corpus(Mapping[str, str]):
     """
 
     def __init__(self, dataset: datasets.Dataset, column: str = "contents", ids: list[str] | None = None,
-                 rows: dict[str, int] | None = None):
+                 rows: dict[str, int] | None = None, overrides: dict[int, str] | None = None):
         self.dataset, self.column = dataset, column
         self._arrow = dataset.with_format("arrow")
         self.ids = ids if ids is not None else self._arrow["docid"].to_pylist()
         self.rows = rows if rows is not None else {d: i for i, d in enumerate(self.ids)}
+        self.overrides = overrides or {}   # row -> the text this view shows instead of the column's
 
     @classmethod
     def from_mapping(cls, docs: Mapping[str, str]) -> Corpus:
@@ -95,14 +96,25 @@ class Corpus(Mapping[str, str]):
         return cls(datasets.Dataset(datasets.table.InMemoryTable(table)), ids=ids)
 
     def view(self, column: str) -> Corpus:
-        """The same documents read through another column (ids and rows shared, nothing copied)."""
+        """The same documents read through another column (ids and rows shared, nothing copied; no overrides)."""
         return Corpus(self.dataset, column, self.ids, self.rows)
+
+    def with_texts(self, texts: Mapping[str, str]) -> Corpus:
+        """This view with some documents (docid -> text) read differently, the rest as they are (nothing copied)."""
+        unknown = next((d for d in texts if d not in self.rows), None)
+        if unknown is not None:
+            raise KeyError(f"document {unknown!r} is not in the corpus")
+        return Corpus(self.dataset, self.column, self.ids, self.rows,
+                      self.overrides | {self.rows[d]: t for d, t in texts.items()})
 
     def texts(self, rows: Iterable[int]) -> list[str]:
         rows = list(rows)
         if not rows:
             return []
-        return self._arrow[rows][self.column].to_pylist()
+        out = self._arrow[rows][self.column].to_pylist()
+        if self.overrides:
+            out = [self.overrides.get(r, t) for r, t in zip(rows, out)]
+        return out
 
     def many(self, docids: Iterable[str]) -> list[str]:
         return self.texts(self.rows[d] for d in docids)
@@ -119,6 +131,8 @@ class Corpus(Mapping[str, str]):
         for start in range(0, len(rows), BLOCK):
             block = list(rows[start:start + BLOCK])
             out += pc.utf8_length(self._arrow[block][self.column]).to_pylist() if block else []
+        if self.overrides:
+            out = [len(self.overrides[r]) if r in self.overrides else n for r, n in zip(rows, out)]
         return out
 
     def count_empty(self) -> int:

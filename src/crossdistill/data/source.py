@@ -24,6 +24,7 @@ class PreparedData:
     # What training reads for a document; label-free mode hides titles there (they are the pseudo-queries).
     train_doc_text: Mapping[str, str] | None = None
     label_free: bool = False
+    train_view: str = "whole documents"   # what train_doc_text shows, in words (results.json, cache keys)
 
     def __post_init__(self):
         if self.train_doc_text is None:
@@ -46,7 +47,7 @@ class PreparedData:
     @property
     def training_view(self) -> dict:
         """For cache keys of what training reads: empty when that is the corpus itself (keys as before views)."""
-        return {} if self.train_doc_text is self.doc_text else {"training_view": "without titles"}
+        return {} if self.train_doc_text is self.doc_text else {"training_view": self.train_view}
 
 
 class BeirSource:

@@ -1,6 +1,11 @@
-"""Judged queries made from the corpus itself: a document's title becomes a query whose one relevant document is
-that document. Shown to the models *without* its title, the document cannot be matched by copying the query: the
-teacher and the student must learn that the body answers the title. Evaluation still reads full documents.
+"""Judged queries made from the corpus itself, each with one relevant document: the document it was taken from.
+
+Two kinds (``kind``): a document's **title** (shown to training without its title, the document cannot be matched
+by copying the query: the teacher and the student must learn that the body answers the title), or one **sentence**
+of its body, removed from the document training shows (the inverse cloze task of Lee et al., 2019: the rest of the
+abstract must answer a statement of its own finding, closer to a claim or question than a title is). Everything
+training reads (the teacher, mining, the student, dev evaluation) sees that view; the test split reads whole
+documents.
 
 Two uses: label-free mode, for datasets without train qrels (GPL's setting), where these are the only train and dev
 queries; and domain adaptation of the student beside the labelled queries (``distill_queries``), where the teacher
@@ -10,12 +15,35 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 from collections.abc import Collection, Mapping, Sequence
 
+from crossdistill.data.corpus import contents
 from crossdistill.data.source import PreparedData
 from crossdistill.types import Qrels
 
 PREFIX = "pseudo-title:"
+SENTENCE_PREFIX = "pseudo-sentence:"
+KINDS = ("title", "sentence")
+# A sentence ends at . ! or ? followed by space and a capital, digit or bracket ("e.g. the" does not end one).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
+
+
+def split_sentences(text: str) -> list[str]:
+    return [piece.strip() for piece in _SENTENCE_END.split(text.strip()) if piece.strip()]
+
+
+def cloze(body: str, rng: random.Random, min_words: int, max_words: int) -> tuple[str, str] | None:
+    """(one sentence of ``body``, ``body`` without it), the sentence drawn among those of ``min_words`` to
+    ``max_words`` words; None when the body has fewer than two sentences or no such sentence."""
+    sentences = split_sentences(body)
+    if len(sentences) < 2:
+        return None
+    eligible = [i for i, t in enumerate(sentences) if min_words <= len(t.split()) <= max_words]
+    if not eligible:
+        return None
+    i = rng.choice(eligible)
+    return sentences[i], " ".join(sentences[:i] + sentences[i + 1:])
 
 
 def usable_title_rows(titles: Sequence[str], bodies: Sequence[str], min_words: int) -> list[int]:
@@ -33,20 +61,27 @@ class QuerySet:
 
 
 class TitlePseudoQueries:
-    """Turn ``train_queries + dev_queries`` titles (at least ``min_words`` long) into pseudo-labelled queries.
+    """Turn ``train_queries + dev_queries`` documents into pseudo-labelled queries: their titles (at least
+    ``min_words`` long) or, with ``kind: sentence``, one sentence of ``min_words`` to ``max_words`` words each.
 
     Used by the pipeline only when the data has no train qrels. The dev queries are held out from training and
     only select checkpoints; the test split, with its real judgments, is what gets reported.
     """
 
     def __init__(self, train_queries: int = 1500, dev_queries: int = 100, min_words: int = 4, seed: int = 13,
-                 distill_queries: int = 0):
+                 distill_queries: int = 0, kind: str = "title", max_words: int = 40):
         if train_queries < 1 or dev_queries < 1:
             raise ValueError(f"weak_supervision needs >= 1 train and dev query, got {train_queries}, {dev_queries}")
         if distill_queries < 0:
             raise ValueError(f"weak_supervision.distill_queries must be >= 0, got {distill_queries}")
+        if kind not in KINDS:
+            raise ValueError(f"weak_supervision.kind must be one of {KINDS}, got {kind!r}")
+        if max_words < min_words:
+            raise ValueError(f"weak_supervision.max_words ({max_words}) is below min_words ({min_words})")
         self.train_queries, self.dev_queries = train_queries, dev_queries
         self.min_words, self.seed, self.distill_queries = min_words, seed, distill_queries
+        self.kind, self.max_words = kind, max_words
+        self.prefix = PREFIX if kind == "title" else SENTENCE_PREFIX
 
     def _usable_titles(self, data: PreparedData, excluded: Collection[str]) -> list[tuple[str, str]]:
         """(docid, title) of documents outside ``excluded`` with a title of >= ``min_words`` words and a body."""
@@ -54,6 +89,41 @@ class TitlePseudoQueries:
         docids, titles = list(corpus["docid"]), list(corpus["title"])
         return [(docids[i], titles[i].strip()) for i in usable_title_rows(titles, corpus["text"], self.min_words)
                 if docids[i] not in excluded]
+
+    def _sentence_queries(self, data: PreparedData, excluded: Collection[str], n: int) -> list[tuple[str, str, str]]:
+        """(docid, sentence, the document without it) for ``n`` documents outside ``excluded``, visited in a seeded
+        random order (only as many bodies are split as it takes)."""
+        corpus = data.dataset.corpus
+        order = list(range(len(corpus)))
+        random.Random(self.seed).shuffle(order)
+        chosen: list[tuple[str, str, str]] = []
+        for start in range(0, len(order), 4096):
+            block = corpus[order[start:start + 4096]]
+            for docid, title, body in zip(block["docid"], block["title"], block["text"]):
+                if docid in excluded:
+                    continue
+                pair = cloze(body, random.Random(f"{self.seed}:{docid}"), self.min_words, self.max_words)
+                if pair is not None:
+                    chosen.append((docid, pair[0], contents(title, pair[1])))
+                    if len(chosen) == n:
+                        return chosen
+        return chosen
+
+    def _chosen(self, data: PreparedData, excluded: Collection[str], n: int) -> list[tuple[str, str, str | None]]:
+        """(docid, query, the document's text as training shows it, or None for the title-less body)."""
+        if self.kind == "sentence":
+            return self._sentence_queries(data, excluded, n)
+        usable = self._usable_titles(data, excluded)
+        return [(d, t, None) for d, t in random.Random(self.seed).sample(usable, min(n, len(usable)))]
+
+    def _training_view(self, data: PreparedData, chosen: Sequence[tuple[str, str, str | None]]) -> Mapping[str, str]:
+        if self.kind == "title":
+            return data.doc_text.view("body")   # every document without its title
+        return data.doc_text.with_texts({d: shown for d, _, shown in chosen})
+
+    def _what(self) -> str:
+        return (f"a title of >= {self.min_words} words" if self.kind == "title" else
+                f"a sentence of {self.min_words}-{self.max_words} words in a body of two or more")
 
     def distillation_queries(self, data: PreparedData, exclude_docs: Collection[str] = ()) -> QuerySet | None:
         """``distill_queries`` title pseudo-queries to mine and distil beside the labelled train queries.
@@ -66,29 +136,27 @@ class TitlePseudoQueries:
         if not self.distill_queries or data.label_free:
             return None
         held_out = {d for split in ("dev", "test") for judged in data.qrels[split].values() for d in judged}
-        usable = self._usable_titles(data, held_out | set(exclude_docs))
-        if not usable:
-            raise ValueError(f"weak_supervision.distill_queries: no document has a title of >= {self.min_words} "
-                             "words outside the dev/test judgments and the teacher's title queries")
-        chosen = random.Random(self.seed).sample(usable, min(self.distill_queries, len(usable)))
-        return QuerySet(queries={PREFIX + d: t for d, t in chosen}, qrels={PREFIX + d: {d: 1} for d, _ in chosen},
-                        doc_text=data.doc_text.view("body"))
+        chosen = self._chosen(data, held_out | set(exclude_docs), self.distill_queries)
+        if not chosen:
+            raise ValueError(f"weak_supervision.distill_queries: no document has {self._what()} outside the "
+                             "dev/test judgments and the teacher's title queries")
+        p = self.prefix
+        return QuerySet(queries={p + d: q for d, q, _ in chosen}, qrels={p + d: {d: 1} for d, _, _ in chosen},
+                        doc_text=self._training_view(data, chosen))
 
     def apply(self, data: PreparedData) -> PreparedData:
         test_docs = {d for judged in data.qrels["test"].values() for d in judged}
         # Documents judged for test queries are never pseudo-query sources: nothing of the test labels leaks in.
-        usable = self._usable_titles(data, test_docs)
-        need = self.train_queries + self.dev_queries
-        if len(usable) < self.dev_queries + 1:
-            raise ValueError(f"label-free mode: only {len(usable)} documents have a title of >= {self.min_words} "
-                             f"words; need more than {self.dev_queries} to make pseudo-queries")
-        chosen = random.Random(self.seed).sample(usable, min(need, len(usable)))
-        dev, train = chosen[: self.dev_queries], chosen[self.dev_queries:]
-        queries = dict(data.dataset.queries) | {PREFIX + d: t for d, t in chosen}
-        train_doc_text = data.doc_text.view("body")   # every document without its title
+        chosen = self._chosen(data, test_docs, self.train_queries + self.dev_queries)
+        if len(chosen) < self.dev_queries + 1:
+            raise ValueError(f"label-free mode: only {len(chosen)} documents have {self._what()}; need more than "
+                             f"{self.dev_queries} to make pseudo-queries")
+        dev, train, p = chosen[: self.dev_queries], chosen[self.dev_queries:], self.prefix
+        queries = dict(data.dataset.queries) | {p + d: q for d, q, _ in chosen}
         dataset = dataclasses.replace(data.dataset, queries=queries)
         return dataclasses.replace(
-            data, dataset=dataset, train_qids=sorted(PREFIX + d for d, _ in train),
-            dev_qids=sorted(PREFIX + d for d, _ in dev), train_doc_text=train_doc_text, label_free=True,
-            qrels={"train": {PREFIX + d: {d: 1} for d, _ in train}, "dev": {PREFIX + d: {d: 1} for d, _ in dev},
-                   "test": data.qrels["test"]})
+            data, dataset=dataset, train_qids=sorted(p + d for d, _, _ in train),
+            dev_qids=sorted(p + d for d, _, _ in dev), train_doc_text=self._training_view(data, chosen),
+            train_view="without titles" if self.kind == "title" else "without the pseudo-queries' sentences",
+            label_free=True, qrels={"train": {p + d: {d: 1} for d, _, _ in train},
+                                    "dev": {p + d: {d: 1} for d, _, _ in dev}, "test": data.qrels["test"]})
