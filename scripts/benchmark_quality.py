@@ -28,6 +28,9 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "default": ([], "the default pipeline (teacher = ensemble of the trained cross-encoder, BM25 and the zero-shot "
                 "student, weights chosen on dev)"),
     "label_free": (["experiment=label_free", "rounds.count=1"], "no train qrels: title pseudo-queries only"),
+    "label_free_sentence": (["experiment=label_free", "rounds.count=1", "weak_supervision.kind=sentence"],
+                            "no train qrels: one sentence of each body as the query for the rest of its document "
+                            "(inverse cloze)"),
     "label_free_unguarded": (["experiment=label_free", "rounds.count=1", "ensemble.saturated=1.01",
                               "rounds.keep_zero_shot=false"],
                              "label_free with ensemble weights chosen on its saturated dev and the distilled student "
