@@ -49,10 +49,20 @@ def test_corpus_encoded_by_two_ranks_equals_one_process(tiny_bert):
         assert torch.allclose(shared, direct, atol=1e-5), devices
 
 
-def test_pipeline_runs_under_ddp_spawn(tiny_bert, tiny_beir, tmp_path):
+def test_pipeline_runs_under_ddp_spawn(tiny_bert, tiny_beir, tmp_path, monkeypatch):
+    """... and the corpus is never encoded by this (rank 0's) process alone: mining's encodings, the per-epoch dev
+    and the final test's are each a share per spawned rank."""
+    from crossdistill.evaluation.evaluator import RetrievalEvaluator
+
+    alone = []
+    encode_rows = RetrievalEvaluator.encode_rows
+    monkeypatch.setattr(RetrievalEvaluator, "encode_rows",
+                        lambda self, *a, **kw: alone.append(len(self.doc_ids)) or encode_rows(self, *a, **kw))
     cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, tmp_path / "cache") + DDP + ["student_data.epochs=1"])
     value = run(cfg)
     results = json.loads((tmp_path / "results.json").read_text())
+    assert alone == []
+    assert "test_encoding" in results["stages"] and results["systems"]["student"]["ndcg@10"] > 0
     assert results["mining"]["reused"] is False and results["mining"]["pairs"] > 0
     assert value == pytest.approx(results["dev"]["history"][0]["ndcg@10"])
     assert (tmp_path / "student" / "modules.json").exists()

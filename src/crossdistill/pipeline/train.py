@@ -11,7 +11,8 @@ from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.data import IndexBM25, PrepareData
 from crossdistill.pipeline.stages.mining import MineRound
 from crossdistill.pipeline.stages.outputs import Export, Report
-from crossdistill.pipeline.stages.student import ChooseEnsemble, DistillRound, FinalTest, RoundTest, ZeroShotBaseline, ZeroShotStudent
+from crossdistill.pipeline.stages.student import (ChooseEnsemble, DistillRound, FinalTest, RoundTest,
+                                                  ShareTestEncoding, ZeroShotBaseline, ZeroShotStudent)
 from crossdistill.pipeline.stages.teacher import TeacherRerank, TrainTeacher
 
 
@@ -21,13 +22,13 @@ def train_stages(rounds: int) -> Iterator[Stage]:
     for r in range(1, rounds + 1):
         yield from (MineRound(r), DistillRound(r))
         if rounds > 1:
-            yield RoundTest(r)
-    yield from (FinalTest(), Export(), Report())
+            yield from (ShareTestEncoding(r), RoundTest(r))
+    yield from (ShareTestEncoding(), FinalTest(), Export(), Report())
 
 
 def run_stages(ctx: RunContext, stages) -> RunContext:
     for stage in stages:
-        if stage.rank_zero_only and not ctx.is_global_zero:
+        if (stage.rank_zero_only and not ctx.is_global_zero) or not stage.applies(ctx):
             continue
         with ctx.recorder(stage.name):
             stage(ctx)

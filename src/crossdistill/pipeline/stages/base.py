@@ -14,6 +14,10 @@ class Stage:
     provides: tuple[str, ...] = ()    # RunContext fields this stage sets
     rank_zero_only: bool = False      # under DDP, only rank 0 runs it (evaluation, exports, reports)
 
+    def applies(self, ctx: RunContext) -> bool:
+        """Whether this run needs the stage at all (False: not run, not timed)."""
+        return True
+
     def key(self, ctx: RunContext) -> str | None:
         """Content key of the outputs; None: the stage runs every time."""
         return None

@@ -36,16 +36,22 @@ def build_evaluator(ctx: RunContext, training_view: bool = False) -> RetrievalEv
                               cache_scope=cache_key(data=data.fingerprint, queries=sorted(queries.items()), **view))
 
 
-def encode_corpus(ctx: RunContext, encoder) -> torch.Tensor:
-    """The corpus as training reads it (what mining searches) under ``encoder``'s weights (cached by them). With
-    several ranks configured (``trainer=ddp``) every rank encodes a share through ``Trainer.predict`` on its device,
-    and every rank receives the whole matrix."""
-    ev = ctx.dev_evaluator
-    trainer = make_trainer(ctx.cfg, "encode", ctx.layout.root, logged=False, precision=ctx.cfg.inference_precision,
-                           callbacks=[], max_epochs=1)
+def encoding_trainer(ctx: RunContext) -> pl.Trainer:
+    """The Trainer whose ranks encode the corpus (``trainer=ddp``: one per device and node)."""
+    return make_trainer(ctx.cfg, "encode", ctx.layout.root, logged=False, precision=ctx.cfg.inference_precision,
+                        callbacks=[], max_epochs=1)
+
+
+def encode_corpus(ctx: RunContext, encoder, evaluator: RetrievalEvaluator | None = None, persist: bool = True,
+                  trainer: pl.Trainer | None = None) -> torch.Tensor:
+    """The corpus of ``evaluator`` (default: as training reads it, what mining searches) under ``encoder``'s weights,
+    cached by them in the evaluator (and on disk with ``persist``). With several ranks configured (``trainer=ddp``)
+    every rank encodes a share through ``Trainer.predict`` on its device, and every rank receives the whole matrix."""
+    ev = evaluator if evaluator is not None else ctx.dev_evaluator
+    trainer = trainer if trainer is not None else encoding_trainer(ctx)
     if trainer.world_size == 1:
-        return ev.encode_corpus(encoder, persist=True)
-    return ev.encode_corpus(encoder, persist=True, compute=lambda: encode_corpus_by_rank(
+        return ev.encode_corpus(encoder, persist=persist)
+    return ev.encode_corpus(encoder, persist=persist, compute=lambda: encode_corpus_by_rank(
         trainer, encoder, ev.doc_text, ev.settings.batch_size, ev.precision, ev.settings.max_doc_length,
         ctx.layout.exchange))
 
@@ -102,7 +108,10 @@ class ZeroShotBaseline(Stage):
     # ... and, with rounds.keep_zero_shot, the zero-shot student as the best so far (a round must beat it on dev)
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
-        test_emb = ctx.corpus_emb if ctx.evaluator is ctx.dev_evaluator else None   # else: the corpus, encoded now
+        # The test corpus: what mining searched, or (label-free: training reads another view) the whole documents,
+        # encoded now, a share per rank under DDP.
+        test_emb = ctx.corpus_emb if ctx.evaluator is ctx.dev_evaluator else \
+            encode_corpus(ctx, ctx.student.encoder, ctx.evaluator, persist=False)
         ctx.init = {"dev": ctx.dev_evaluator.evaluate(ctx.student.encoder, "dev", "dev_init", -1,
                                                       corpus_emb=ctx.corpus_emb),
                     "test": ctx.evaluator.evaluate(ctx.student.encoder, "test", "test_init", -1, corpus_emb=test_emb)}
@@ -194,6 +203,27 @@ class DistillRound(Stage):
                 save_file({k: v.detach().contiguous() for k, v in state.items()}, str(tmp))
         write_text_atomic(json.dumps({"record": ctx.rounds[-1], "best_dev": ctx.best.dev, "best_epoch": ctx.best.epoch,
                                       "epochs_done": ctx.epochs_done}, default=float), record)
+
+
+class ShareTestEncoding(Stage):
+    """Under DDP: the whole test corpus under the weights about to be tested (the round's student; without a round,
+    the one dev kept), encoded a share per rank and gathered into every rank's evaluator, so the test evaluation
+    that follows on rank 0 finds it there instead of encoding it alone while the other ranks exit. Not run with one
+    process (the evaluation encodes the corpus itself)."""
+
+    needs = ("student", "evaluator")
+
+    def __init__(self, round_: int | None = None):
+        self.round, self.name = round_, "test_encoding" if round_ is None else f"test_encoding_round{round_}"
+
+    def applies(self, ctx: RunContext) -> bool:
+        self._trainer = encoding_trainer(ctx)
+        return self._trainer.world_size > 1
+
+    def compute(self, ctx: RunContext, key: str | None) -> None:
+        if self.round is None:
+            ctx.student.load_state_dict(ctx.best.state)
+        encode_corpus(ctx, ctx.student.encoder, ctx.evaluator, persist=False, trainer=self._trainer)
 
 
 class RoundTest(Stage):
