@@ -170,6 +170,7 @@ def render(bench: dict) -> str:
         md += [f"| {m['docs']:,} | {m['train_queries']:,} | {m['stages']['mining']['wall_s']:.1f} | "
                f"{m['stages']['mining']['peak_rss_mb']:.0f} | {m['peak_rss_mb']:.0f} | {m['mined_pairs']:,} |"
                for m in bench["mining"].values()]
+        md += [f"\nNote: {note}" for note in bench.get("mining_notes", [])]
         md += ["", "Command (mining check): " + next(f"`{m['command']}`" for m in bench["mining"].values())]
     md += ["", "Commands: " + "; ".join(f"`{r['command']}`" for r in runs[:1]) + " (other sizes: their data folder)."]
     teachers, default_run = ROOT / "benchmarks" / "teachers.json", ROOT / "benchmarks" / "default-run" / "results.json"
