@@ -104,3 +104,30 @@ def test_search_holds_top_lists_as_arrays_ties_by_docid():
     assert isinstance(run, TopKRun) and run.rows.dtype.name == "int32"
     assert [d for d, _ in run["q"]] == ["a", "m", "z"]    # "x" scores 0: dropped
     assert run["none"] == [] and list(run) == ["q", "none"] and len(run) == 2
+
+
+def test_numba_backend_returns_the_numpy_runs():
+    """bm25.backend=numba (bm25s's compiled scorer) is a speed choice only: the same scores, and the same documents in
+    the same order above the k-th score, on a corpus with ties, repeated and unknown query terms, over more queries
+    than the parallel threshold."""
+    pytest.importorskip("numba")
+    import random
+
+    rng = random.Random(3)
+    words = [f"w{i}" for i in range(40)]
+    ids = [f"d{i:03d}" for i in range(300)]
+    texts = [" ".join(rng.choices(words, k=rng.randint(3, 12))) for _ in ids]
+    queries = {f"q{i}": " ".join(rng.choices(words + ["unseen"], k=rng.randint(1, 5))) for i in range(300)}
+    numpy_run = BM25Retriever(stemmer=None, stopwords=None).index(ids, texts).search(queries, k=20)
+    numba_run = BM25Retriever(stemmer=None, stopwords=None, backend="numba").index(ids, texts).search(queries, k=20)
+    for qid in queries:
+        scores = [s for _, s in numpy_run[qid]]
+        assert [s for _, s in numba_run[qid]] == pytest.approx(scores, rel=1e-6), qid
+        # Which of the documents tied at the k-th score make the cut is each backend's own; above it, the same.
+        above = [d for d, s in numpy_run[qid] if scores and s > scores[-1] + 1e-5]
+        assert [d for d, _ in numba_run[qid][:len(above)]] == above, qid
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="bm25.backend"):
+        BM25Retriever(backend="rust")

@@ -24,6 +24,7 @@ CASES = [
     ("data.dev_size=1.5", "data.dev_size", "< 1"),
     ("student.model=/no/such/model", "student.model", "not a local folder"),       # a model that is not there
     ("inference_precision=fp8", "inference_precision", "bf16-mixed"),
+    ("bm25.backend=rust", "bm25.backend", "numba"),
 ]
 
 
@@ -52,9 +53,20 @@ def test_an_unwritable_cache_folder_is_named(tiny_bert, tiny_beir, tmp_path):
         validate(cfg)
 
 
+def test_numba_backend_without_numba_is_named(tiny_bert, tiny_beir, tmp_path, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "numba" else find_spec(name, *a))
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path / "out", tmp_path / "cache") + ["bm25.backend=numba"])
+    with pytest.raises(ConfigError, match=r"bm25.backend='numba': needs numba installed"):
+        validate(cfg)
+
+
 def test_the_shipped_configs_pass(tiny_bert, tiny_beir, tmp_path):
     for extra in ([], ["experiment=smoke"], ["experiment=strong_teacher"], ["logger=wandb"], ["miner=hybrid"],
-                  ["pairs=teacher_top"], ["ensemble=cross_encoder"], ["ensemble=default"], ["trainer=ddp"]):
+                  ["pairs=teacher_top"], ["ensemble=cross_encoder"], ["ensemble=default"], ["trainer=ddp"],
+                  ["bm25.backend=numba"]):
         validate(compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path / "out", tmp_path / "cache") + extra))
 
 

@@ -4,6 +4,7 @@ allowed (exit code 2), within seconds and before anything is written."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import os
 import tempfile
@@ -88,6 +89,7 @@ RULES: dict[str, Rule] = {
     "weak_supervision.train_queries": POSITIVE, "weak_supervision.dev_queries": POSITIVE,
     "weak_supervision.min_words": POSITIVE, "weak_supervision.distill_queries": COUNT,
     "weak_supervision.kind": choice("title", "sentence"), "weak_supervision.max_words": POSITIVE,
+    "bm25.backend": choice("numpy", "numba"),
 }
 
 
@@ -96,6 +98,8 @@ def _check_values(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=_ABSENT)
         if value is not _ABSENT and not rule.check(value):
             raise ConfigError(key, value, rule.allowed)
+    if OmegaConf.select(cfg, "bm25.backend") == "numba" and importlib.util.find_spec("numba") is None:
+        raise ConfigError("bm25.backend", "numba", "needs numba installed (pip install \"crossdistill[numba]\")")
     retrieval, rerank = (OmegaConf.select(cfg, f"evaluation.{k}") for k in ("retrieval_depth", "rerank_depth"))
     if retrieval is not None and rerank is not None and rerank > retrieval:
         raise ConfigError("evaluation.rerank_depth", rerank, f"must be <= evaluation.retrieval_depth ({retrieval})")

@@ -32,9 +32,12 @@ class BM25Retriever:
         method: str = "lucene",
         stemmer: str | None = "english",
         stopwords: str | None = "en",
+        backend: str = "numpy",
         show_progress: bool = False,
     ):
-        self.k1, self.b, self.method = k1, b, method
+        if backend not in ("numpy", "numba"):
+            raise ValueError(f"bm25.backend must be numpy or numba, not {backend!r}")
+        self.k1, self.b, self.method, self.backend = k1, b, method, backend
         self.stemmer_name, self.stopwords = stemmer, stopwords
         self.show_progress = show_progress
         self._doc_ids: np.ndarray | None = None
@@ -81,7 +84,7 @@ class BM25Retriever:
         for block in (texts.blocks() if isinstance(texts, Corpus) else [list(texts)]):
             ids += self._tokenizer.tokenize(block, update_vocab=True, return_as="ids", show_progress=False)
         tokens = Tokenized(ids=ids, vocab=self._tokenizer.get_vocab_dict())
-        self._model = bm25s.BM25(k1=self.k1, b=self.b, method=self.method)
+        self._model = bm25s.BM25(k1=self.k1, b=self.b, method=self.method, backend=self.backend)
         self._model.index(tokens, show_progress=self.show_progress)
         self._doc_ids = np.asarray(list(doc_ids), dtype=object)
         self._docid_rank = np.empty(len(self._doc_ids), dtype=np.int32)
