@@ -31,6 +31,10 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "label_free_sentence": (["experiment=label_free", "rounds.count=1", "weak_supervision.kind=sentence"],
                             "no train qrels: one sentence of each body as the query for the rest of its document "
                             "(inverse cloze)"),
+    "label_free_sentence_mmse": (["experiment=label_free", "rounds.count=1", "weak_supervision.kind=sentence",
+                                  "student.in_batch_weight=0"],
+                                 "label_free_sentence learning from the teacher's margins alone (GPL's loss): no "
+                                 "in-batch term that treats the pseudo-query's document as the one positive"),
     "label_free_unguarded": (["experiment=label_free", "rounds.count=1", "ensemble.saturated=1.01",
                               "rounds.keep_zero_shot=false"],
                              "label_free with ensemble weights chosen on its saturated dev and the distilled student "
