@@ -1,6 +1,6 @@
 """BM25 search speed per backend (``bm25.backend``): the train-query search mining starts from, on the scale
 benchmark's synthetic corpus, side by side in one process. Same index settings as the pipeline (Lucene scoring,
-stemmer, stopwords); the runs of both backends are compared (scores, and documents above each query's k-th score).
+stemmer, stopwords, the documents as the pipeline reads them); the runs of both backends are compared (scores, and documents above each query's k-th score).
 
     python scripts/benchmark_scale.py --sizes "" --mining-queries 10000    # writes the data folder this reads
     python scripts/benchmark_bm25.py                                         # -> benchmarks/bm25.json, bm25.md
@@ -23,23 +23,6 @@ from benchmark_quality import describe, machine  # noqa: E402
 DATA = ROOT / "outputs" / "benchmark_scale" / "data"
 
 
-def read_beir(folder: Path, n_queries: int) -> tuple[list[str], list[str], dict[str, str]]:
-    ids, texts = [], []
-    with open(folder / "corpus.jsonl") as f:
-        for line in f:
-            d = json.loads(line)
-            ids.append(d["_id"])
-            texts.append(f"{d.get('title', '')} {d['text']}".strip())
-    queries = {}
-    with open(folder / "queries.jsonl") as f:
-        for line in f:
-            q = json.loads(line)
-            queries[q["_id"]] = q["text"]
-            if len(queries) == n_queries:
-                break
-    return ids, texts, queries
-
-
 def agreement(a, b) -> dict:
     """Share of queries whose scores agree (rel 1e-5) and whose documents above the k-th score are the same, in order."""
     same_scores = same_docs = 0
@@ -58,9 +41,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--depth", type=int, default=100, help="the BM25 train-query depth mining uses")
     parser.add_argument("--bench-dir", default=str(ROOT / "benchmarks"))
     args = parser.parse_args(argv)
+    from crossdistill.data.beir import load_beir
     from crossdistill.retrieval.bm25 import BM25Retriever
 
-    ids, texts, queries = read_beir(Path(args.data), args.queries)
+    data = load_beir(args.data, splits=("train",))   # validated as the pipeline reads it; documents as it indexes them
+    ids, texts = data.doc_ids, data.documents
+    queries = dict(list(data.split_queries("train").items())[:args.queries])
     rows, runs = {}, {}
     for backend in ("numpy", "numba"):
         start = time.perf_counter()
