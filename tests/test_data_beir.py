@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 
+import pandas as pd
 import pytest
 
 from crossdistill.data import BeirDataset, DataError, load_beir
@@ -44,11 +45,14 @@ def test_good_folder_loads(tmp_path):
     assert len(ds.corpus) == 6 and ds.corpus.column_names == ["docid", "title", "text", "contents", "body"]
     assert ds.doc_ids == ["d1", "d2", "d3", "d4", "d5", "d6"]
     assert ds.doc_index["d4"] == 3
+    assert ds.rows_of(pd.Series(["d4", "d1", "d4"], index=[5, 6, 7])).tolist() == [3, 0, 3]
+    with pytest.raises(KeyError, match="'d9' is not in the corpus"):
+        ds.rows_of(["d1", "d9"])
     assert ds.corpus["title"][1] == "" and ds.corpus["title"][4] == ""
     texts = ["Alpha first doc", "no title here", "padded", "Delta fourth doc", "null title", "Zeta sixth doc"]
     assert list(ds.documents.values()) == texts and ds.documents.texts([5, 0]) == [texts[5], texts[0]]
     assert ds.documents["d4"] == "Delta fourth doc" and ds.documents.view("body")["d4"] == "fourth doc"
-    assert ds.documents.lengths([0, 2]) == [len(texts[0]), len(texts[2])]
+    assert ds.documents.lengths([0, 2]).tolist() == [len(texts[0]), len(texts[2])]
     assert len(ds.queries) == 5 and ds.queries["q5"] == "query q5"
     assert ds.qrels == {"train": {"q2": {"d1": 1}, "q1": {"d2": 1, "d3": 0}}, "test": {"q3": {"d4": 2}, "q4": {"d1": 1}}}
     assert list(ds.split_queries("train")) == ["q2", "q1"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -42,6 +43,41 @@ def test_teacher_top_never_uses_a_judged_positive_as_worse_doc():
     # q1: teacher's top is b (6.0); a and p are judged positives, so only c may be the worse doc
     assert set(zip(pairs.qid, pairs.docid_a, pairs.docid_b)) == {("q1", "b", "c"), ("q2", "y", "x"),
                                                                 ("q2", "y", "z")}
+
+
+def _pairs_group_by_group(strategy, frame: pd.DataFrame) -> list[tuple]:
+    """The pair strategies as first written: a grouped frame per query, sorted by qid (the reference)."""
+    import random
+
+    rng, rows = random.Random(strategy.seed), []
+    for qid, group in frame.groupby("qid", sort=True):
+        if isinstance(strategy, TeacherTopVsRest):
+            group = group.sort_values("teacher_score", ascending=False, kind="stable")
+            better, worse = group.iloc[: strategy.top], group.iloc[strategy.top:]
+        else:
+            better, worse = group[group.label > 0], group[group.origin != "qrels"]
+        worse = worse[worse.label <= 0]
+        pairs = [(qid, a, b, sa - sb) for a, sa in zip(better.docid, better.teacher_score)
+                 for b, sb in zip(worse.docid, worse.teacher_score)]
+        rows += pairs if len(pairs) <= strategy.pairs_per_query else rng.sample(pairs, strategy.pairs_per_query)
+    return rows
+
+
+@pytest.mark.parametrize("strategy", [PositiveVsShortlist(pairs_per_query=3, seed=5),
+                                      TeacherTopVsRest(top=2, pairs_per_query=3, seed=5)])
+def test_pairs_from_arrays_equal_the_group_by_group_pairs(strategy):
+    """Queries interleaved in the artifact, tied teacher scores, judged positives with origin qrels, sampling: the
+    array implementation gives the same pairs, in the same order, as grouping the frame query by query."""
+    rng = np.random.default_rng(0)
+    n = 400
+    frame = pd.DataFrame({"qid": rng.choice([f"q{i}" for i in range(30)], n),
+                          "docid": [f"d{i}" for i in rng.integers(0, 200, n)],
+                          "origin": rng.choice(["bm25", "dense", "qrels"], n, p=[.6, .3, .1]),
+                          "label": rng.choice([0, 0, 0, 1, 2], n),
+                          "teacher_score": rng.integers(-3, 4, n).astype(float)})   # many ties
+    built = strategy.build(frame)
+    assert list(built.columns) == ["qid", "docid_a", "docid_b", "margin"] and len(built) > 30
+    assert list(built.itertuples(index=False, name=None)) == _pairs_group_by_group(strategy, frame)
 
 
 def test_pairs_per_query_caps_and_is_seeded():
@@ -146,12 +182,15 @@ def test_bm25_score_pairs_equals_search_scores():
 
     bm25 = BM25Retriever().index(["a", "b", "c"], ["the cat sat on the mat", "dogs run fast", "cats and dogs"])
     hits = dict(bm25.search({"q": "cat dog"}, 3)["q"])
-    assert bm25.score_pairs({"q": "cat dog"}, [("q", d) for d in "abc"]) == pytest.approx([hits[d] for d in "abc"])
+    assert bm25.score_pairs({"q": "cat dog"}, ["q"] * 3, list("abc")) == pytest.approx([hits[d] for d in "abc"])
     # Pairs of several queries, interleaved: each query scored once, every pair in its place.
     queries = {"q": "cat dog", "r": "run fast"}
     other = dict(bm25.search({"r": "run fast"}, 3)["r"])
-    pairs = [("q", "a"), ("r", "b"), ("q", "c"), ("r", "a")]
-    assert bm25.score_pairs(queries, pairs) == pytest.approx([hits["a"], other["b"], hits["c"], 0.0])
+    scores = bm25.score_pairs(queries, pd.Series(["q", "r", "q", "r"], index=[9, 8, 7, 6]), ["a", "b", "c", "a"])
+    assert scores.dtype == np.float64 and scores.tolist() == pytest.approx([hits["a"], other["b"], hits["c"], 0.0])
+    assert bm25.score_pairs(queries, [], []).tolist() == []
+    with pytest.raises(KeyError, match="'zz' is not in the BM25 index"):
+        bm25.score_pairs(queries, ["q", "q"], ["a", "zz"])
 
 
 def test_student_agreement_counts_pairs_ordered_like_the_teacher():

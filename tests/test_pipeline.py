@@ -227,15 +227,15 @@ def test_label_free_mode_trains_on_title_pseudo_queries(tiny_bert, tiny_beir, tm
     titles = {f"pseudo-title:{d['_id']}": d["title"] for d in docs}
     artifact = pd.read_parquet(out / "mining" / "artifact.parquet")
     assert artifact.bm25_score.tolist() == pytest.approx(
-        bodies.score_pairs(titles, list(zip(artifact.qid, artifact.docid))), rel=1e-5)
+        bodies.score_pairs(titles, artifact.qid, artifact.docid), rel=1e-5)
     shortlisted = dev[dev.in_shortlist]
     assert shortlisted.teacher_bm25.tolist() == pytest.approx(
-        bodies.score_pairs(titles, list(zip(shortlisted.qid, shortlisted.docid))), rel=1e-5)
+        bodies.score_pairs(titles, shortlisted.qid, shortlisted.docid), rel=1e-5)
     # The test split reads the whole documents ("title text").
     whole = BM25Retriever().index([d["_id"] for d in docs], [f"{d['title']} {d['text']}" for d in docs])
     queries = {q["_id"]: q["text"] for q in map(json.loads, (tiny_beir / "queries.jsonl").read_text().splitlines())}
     test = pd.read_parquet(out / "traces" / "test_init.parquet").query("in_shortlist")
-    assert test.teacher_bm25.tolist() == pytest.approx(whole.score_pairs(queries, list(zip(test.qid, test.docid))),
+    assert test.teacher_bm25.tolist() == pytest.approx(whole.score_pairs(queries, test.qid, test.docid),
                                                        rel=1e-5)
 
 
@@ -262,7 +262,7 @@ def test_label_free_sentence_pseudo_queries(tiny_bert, tmp_path):
         BeirSource(path=str(beir), train_labels=False).load(tmp_path / "check"))
     view = BM25Retriever().index(list(docs), [data.train_doc_text[d] for d in docs])
     assert artifact.bm25_score.tolist() == pytest.approx(
-        view.score_pairs(data.dataset.queries, list(zip(artifact.qid, artifact.docid))), rel=1e-5)
+        view.score_pairs(data.dataset.queries, artifact.qid, artifact.docid), rel=1e-5)
     assert set(artifact.qid) <= set(data.train_qids)
 
 

@@ -25,6 +25,18 @@ def test_grouped_batch_gives_the_same_loss_as_separate_pairs(tiny_bert):
     assert grouped.item() == pytest.approx(torch.stack(expected).mean().item(), rel=1e-5)
 
 
+def test_pair_examples_group_interleaved_pairs_in_first_seen_order():
+    pairs = pd.DataFrame({"qid": ["q2", "q1", "q2", "q1", "q1"], "docid_a": ["c", "a", "c", "b", "a"],
+                          "docid_b": ["z", "x", "y", "x", "y"], "margin": [3.0, 1.0, 0.5, -0.5, 2.0]})
+    queries = {"q1": "first query", "q2": "second query"}
+    examples = pair_examples(pairs, queries, {d: f"text {d}" for d in "abcxyz"})
+    assert [examples[i] for i in range(len(examples))] == [
+        {"queries": "second query", "docs_a": "text c", "docs_b": ["text z", "text y"], "margins": [3.0, 0.5]},
+        {"queries": "first query", "docs_a": "text a", "docs_b": ["text x", "text y"], "margins": [1.0, 2.0]},
+        {"queries": "first query", "docs_a": "text b", "docs_b": ["text x"], "margins": [-0.5]}]
+    assert len(pair_examples(pairs.iloc[:0], queries, {})) == 0
+
+
 def test_auto_scale_must_be_resolved_before_training(tiny_bert):
     with pytest.raises(ValueError, match="student.scale"):
         BiEncoderStudent(model=str(tiny_bert), scale="large")

@@ -3,19 +3,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 
-def longest_first(texts: Sequence[str]) -> list[int]:
+def longest_first(texts: Sequence[str]) -> np.ndarray:
     """Indices of ``texts`` by decreasing character length (stable): batches of similar length waste little compute
     on padding. Callers scatter results back through these indices, so the output order is the input order."""
-    return by_length(list(map(len, texts)))
+    return by_length(np.fromiter(map(len, texts), np.int64, len(texts)))
 
 
-def by_length(lengths: Sequence[int]) -> list[int]:
-    """``longest_first`` from the lengths alone (texts not fetched yet)."""
-    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
+def by_length(lengths: Sequence[int]) -> np.ndarray:
+    """``longest_first`` from the lengths alone (texts not fetched yet), as an int64 array (stable: equal lengths
+    keep their input order)."""
+    return np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
 
 
 def to_device(features: Mapping, device: torch.device) -> dict:

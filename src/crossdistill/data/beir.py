@@ -16,7 +16,10 @@ from functools import cached_property
 from pathlib import Path
 
 import datasets
+import numpy as np
+import pandas as pd
 
+from crossdistill.common.codes import positions_in
 from crossdistill.data.corpus import Corpus, CorpusWriter
 
 __all__ = ["DataError", "BeirDataset", "load_beir"]
@@ -69,6 +72,15 @@ class BeirDataset:
     def doc_index(self) -> dict[str, int]:
         """docid -> row in ``corpus``."""
         return {d: i for i, d in enumerate(self._doc_ids)}
+
+    @cached_property
+    def _row_index(self) -> pd.Index:
+        return pd.Index(self._doc_ids)
+
+    def rows_of(self, docids: Sequence[str]) -> np.ndarray:
+        """The corpus rows of ``docids`` as one int64 array (millions of mined pairs make no Python ints or strings);
+        a KeyError names the first docid the corpus lacks."""
+        return positions_in(self._row_index, docids, "corpus")
 
     @cached_property
     def documents(self) -> Corpus:

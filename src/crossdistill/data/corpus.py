@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -125,14 +126,22 @@ class Corpus(Mapping[str, str]):
         for start in range(0, len(rows), size):
             yield self.texts(rows[start:start + size])
 
-    def lengths(self, rows: Sequence[int]) -> list[int]:
-        """Character lengths of the rows' texts, computed in Arrow a block at a time (no Python strings made)."""
-        out: list[int] = []
+    def lengths(self, rows: Sequence[int]) -> np.ndarray:
+        """Character lengths of the rows' texts as an int64 array, computed in Arrow a block at a time (no Python
+        strings or ints made)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.zeros(len(rows), dtype=np.int64)
         for start in range(0, len(rows), BLOCK):
-            block = list(rows[start:start + BLOCK])
-            out += pc.utf8_length(self._arrow[block][self.column]).to_pylist() if block else []
+            block = rows[start:start + BLOCK]
+            if len(block):
+                out[start:start + len(block)] = pc.utf8_length(self._arrow[block.tolist()][self.column]).to_numpy(
+                    zero_copy_only=False)
         if self.overrides:
-            out = [len(self.overrides[r]) if r in self.overrides else n for r, n in zip(rows, out)]
+            changed = np.fromiter(self.overrides, np.int64, len(self.overrides))
+            order = np.argsort(changed)
+            changed, new_lengths = changed[order], np.fromiter(map(len, self.overrides.values()), np.int64)[order]
+            hit = np.isin(rows, changed)
+            out[hit] = new_lengths[np.searchsorted(changed, rows[hit])]
         return out
 
     def count_empty(self) -> int:
@@ -171,8 +180,8 @@ def texts_by_id(doc_text: Mapping[str, str], docids: Iterable[str]) -> dict[str,
     return dict(zip(unique, texts_of(doc_text, unique)))
 
 
-def text_lengths(doc_text: Mapping[str, str], docids: Sequence[str]) -> list[int]:
+def text_lengths(doc_text: Mapping[str, str], docids: Sequence[str]) -> np.ndarray:
     """Character lengths of the texts of ``docids`` (in Arrow for a :class:`Corpus`)."""
     if isinstance(doc_text, Corpus):
-        return doc_text.lengths([doc_text.rows[d] for d in docids])
-    return [len(doc_text[d]) for d in docids]
+        return doc_text.lengths(np.fromiter((doc_text.rows[d] for d in docids), np.int64, len(docids)))
+    return np.fromiter((len(doc_text[d]) for d in docids), np.int64, len(docids))

@@ -271,7 +271,7 @@ class RetrievalEvaluator:
                 ce = self.teacher_scores(pairs)
                 values = [ce[p] for p in pairs]
             else:
-                values = self.scorers[member](self.queries, list(frame.qid), list(frame.docid))
+                values = self.scorers[member](self.queries, frame.qid, frame.docid)
             frame[self.ensemble.column(member)] = values
         return frame
 

@@ -21,25 +21,45 @@ def _frame(artifact: datasets.Dataset | pd.DataFrame) -> pd.DataFrame:
 
 
 class PairStrategy:
-    """Per query, split the scored shortlist into better and worse docs; sample pairs from their product."""
+    """Per query, split the scored shortlist into better and worse docs; sample pairs from their product.
+
+    The artifact is read as arrays and each query's rows as positions into them (not a grouped frame per query:
+    100k queries' groups cost minutes and a Python string per row); queries are visited in sorted qid order and
+    each query's rows in artifact order, so a seed gives the same pairs however the artifact is stored."""
 
     pairs_per_query: int
     seed: int
 
-    def split(self, group: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def split(self, score: np.ndarray, label: np.ndarray, from_qrels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One query's better and worse rows, as positions into its arrays (teacher score, label, origin "qrels")."""
         raise NotImplementedError
 
     def build(self, artifact: datasets.Dataset | pd.DataFrame) -> pd.DataFrame:
+        frame = _frame(artifact)
+        if frame.empty:
+            return pd.DataFrame([], columns=PAIR_COLUMNS)
         rng = random.Random(self.seed)
-        rows = []
-        for qid, group in _frame(artifact).groupby("qid", sort=True):
-            better, worse = self.split(group)
-            worse = worse[worse.label <= 0]  # the false-negative guard, for every strategy
-            worse_rows = list(zip(worse.docid.tolist(), worse.teacher_score.tolist()))
-            pairs = [(qid, a, b, sa - sb) for a, sa in zip(better.docid.tolist(), better.teacher_score.tolist())
-                     for b, sb in worse_rows]
-            rows += pairs if len(pairs) <= self.pairs_per_query else rng.sample(pairs, self.pairs_per_query)
-        return pd.DataFrame(rows, columns=PAIR_COLUMNS)
+        codes, qids = pd.factorize(frame["qid"], sort=True)
+        by_query = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[by_query], np.arange(len(qids) + 1))
+        score = frame["teacher_score"].to_numpy(dtype=np.float64)
+        label = frame["label"].to_numpy()
+        from_qrels = (frame["origin"] == "qrels").to_numpy(dtype=bool)
+        row_a, row_b = [], []
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            rows = by_query[start:stop]
+            better, worse = self.split(score[rows], label[rows], from_qrels[rows])
+            worse = worse[label[rows][worse] <= 0]   # the false-negative guard, for every strategy
+            pairs = [(a, b) for a in rows[better].tolist() for b in rows[worse].tolist()]
+            if len(pairs) > self.pairs_per_query:
+                pairs = rng.sample(pairs, self.pairs_per_query)
+            row_a += [a for a, _ in pairs]
+            row_b += [b for _, b in pairs]
+        row_a, row_b = np.asarray(row_a, dtype=np.int64), np.asarray(row_b, dtype=np.int64)
+        docid = frame["docid"]
+        return pd.DataFrame({"qid": frame["qid"].iloc[row_a].to_numpy(), "docid_a": docid.iloc[row_a].to_numpy(),
+                             "docid_b": docid.iloc[row_b].to_numpy(), "margin": score[row_a] - score[row_b]},
+                            columns=PAIR_COLUMNS)
 
 
 @dataclass
@@ -49,8 +69,8 @@ class PositiveVsShortlist(PairStrategy):
     pairs_per_query: int = 4
     seed: int = 0
 
-    def split(self, group):
-        return group[group.label > 0], group[group.origin != "qrels"]
+    def split(self, score, label, from_qrels):
+        return np.flatnonzero(label > 0), np.flatnonzero(~from_qrels)
 
 
 @dataclass
@@ -61,17 +81,18 @@ class TeacherTopVsRest(PairStrategy):
     pairs_per_query: int = 4
     seed: int = 0
 
-    def split(self, group):
-        group = group.sort_values("teacher_score", ascending=False, kind="stable")
-        return group.iloc[: self.top], group.iloc[self.top:]
+    def split(self, score, label, from_qrels):
+        ranked = np.argsort(-score, kind="stable")   # best first, ties in artifact order
+        return ranked[: self.top], ranked[self.top:]
 
 
 def _student_margins(scored: pd.DataFrame, pairs: pd.DataFrame) -> np.ndarray:
     """The mining student's score margin s(q, a) - s(q, b) for every pair, from the artifact's dense scores."""
-    dense = scored.set_index(["qid", "docid"])["dense_score"]
-    a = dense.reindex(list(zip(pairs.qid, pairs.docid_a))).to_numpy()
-    b = dense.reindex(list(zip(pairs.qid, pairs.docid_b))).to_numpy()
-    return a - b
+    rows = pd.MultiIndex.from_arrays([scored.qid, scored.docid])   # codes per level: no tuple per pair
+    dense = np.append(scored["dense_score"].to_numpy(dtype=np.float64), np.nan)   # position -1 (absent): NaN
+    a = rows.get_indexer(pd.MultiIndex.from_arrays([pairs.qid, pairs.docid_a]))
+    b = rows.get_indexer(pd.MultiIndex.from_arrays([pairs.qid, pairs.docid_b]))
+    return dense[a] - dense[b]
 
 
 def student_agreement(scored: pd.DataFrame, pairs: pd.DataFrame) -> float:

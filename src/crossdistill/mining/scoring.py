@@ -2,15 +2,16 @@
 strategy as training, each DDP rank scoring its share (``crossdistill.common.predict``)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from crossdistill.common.batching import by_length, longest_first
+from crossdistill.common.batching import by_length
 from crossdistill.common.memory import ReleaseFreedMemory
 from crossdistill.common.predict import predict_by_index
 from crossdistill.data.corpus import text_lengths, texts_of
@@ -18,17 +19,21 @@ from crossdistill.types import Shortlists
 
 
 class PairDataset(Dataset):
-    """(query, document) pairs; with ``doc_text`` the documents are docids whose texts the collate function fetches
-    a batch at a time (a :class:`Corpus` then holds them once, however many pairs are scored)."""
+    """(query, document) pairs as codes into lists of distinct queries and documents, served in ``order``: item i
+    is pair ``order[i]`` (millions of mined pairs hold three integer arrays, not a string per pair). With
+    ``doc_text`` the documents are docids whose texts the collate function fetches a batch at a time."""
 
-    def __init__(self, queries: list[str], docs: list[str]):
+    def __init__(self, queries: Sequence[str], docs: Sequence[str], query_codes: np.ndarray, doc_codes: np.ndarray,
+                 order: np.ndarray):
         self.queries, self.docs = queries, docs
+        self.query_codes, self.doc_codes, self.order = query_codes, doc_codes, order
 
     def __len__(self) -> int:
-        return len(self.queries)
+        return len(self.order)
 
     def __getitem__(self, i: int) -> dict:
-        return {"index": i, "queries": self.queries[i], "docs": self.docs[i]}
+        pair = self.order[i]
+        return {"index": i, "queries": self.queries[self.query_codes[pair]], "docs": self.docs[self.doc_codes[pair]]}
 
 
 class PairCollate:
@@ -43,28 +48,31 @@ class PairCollate:
                 "docs": texts_of(self.doc_text, docs) if self.doc_text is not None else docs}
 
 
-def predict_pair_scores(trainer: pl.Trainer, teacher: pl.LightningModule, queries: list[str], docs: list[str],
-                        batch_size: int, exchange: Path | None = None,
-                        doc_text: Mapping[str, str] | None = None) -> list[float]:
-    """Raw teacher logits for pairs (queries[i], docs[i]), in input order, using ``trainer``'s devices.
+def predict_pair_scores(trainer: pl.Trainer, teacher: pl.LightningModule, queries: Sequence[str], docs: Sequence[str],
+                        batch_size: int, exchange: Path | None = None, doc_text: Mapping[str, str] | None = None,
+                        query_codes: np.ndarray | None = None, doc_codes: np.ndarray | None = None) -> np.ndarray:
+    """Raw teacher logits (float64) for pairs (queries[i], docs[i]), in input order, using ``trainer``'s devices;
+    with ``query_codes``/``doc_codes`` the pairs are (queries[query_codes[i]], docs[doc_codes[i]]) and ``queries``
+    and ``docs`` hold each distinct one once.
 
     ``doc_text``: when given, ``docs`` are docids, their texts fetched from it a batch at a time.
     ``exchange``: a folder every rank sees at the same path (needed under ``strategy=ddp``); by default a
     temporary folder, which only processes spawned from this one share (one device, ``ddp_spawn``)."""
-    order = longest_first(docs) if doc_text is None else by_length(text_lengths(doc_text, docs))
-    dataset = PairDataset([queries[i] for i in order], [docs[i] for i in order])
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=PairCollate(doc_text))
+    if query_codes is None or doc_codes is None:
+        query_codes = doc_codes = np.arange(len(queries), dtype=np.int64)
+    doc_lengths = np.fromiter(map(len, docs), np.int64, len(docs)) if doc_text is None else text_lengths(doc_text, docs)
+    order = by_length(doc_lengths[doc_codes])   # longest documents first: batches pad little
+    loader = DataLoader(PairDataset(queries, docs, query_codes, doc_codes, order), batch_size=batch_size,
+                        collate_fn=PairCollate(doc_text))
     by_position = predict_by_index(trainer, teacher, loader, len(order), exchange, [ReleaseFreedMemory()])
     scores = torch.empty_like(by_position)
-    scores[torch.tensor(order, dtype=torch.long)] = by_position   # predict_by_index raises on any missing score
-    return scores.tolist()
+    scores[torch.from_numpy(order)] = by_position   # predict_by_index raises on any missing score
+    return scores.double().numpy()
 
 
-def score_shortlists(trainer: pl.Trainer, teacher: pl.LightningModule, shortlists: Shortlists,
-                     queries: Mapping[str, str], doc_text: Mapping[str, str],
-                     qrels: Mapping[str, Mapping[str, int]], batch_size: int,
-                     include_positives: bool = True, exchange: Path | None = None) -> pd.DataFrame:
-    """One row per (qid, candidate): provenance, first-stage rank and score, teacher logit (``ce_score``), label.
+def shortlist_frame(shortlists: Shortlists, qrels: Mapping[str, Mapping[str, int]],
+                    include_positives: bool = True) -> pd.DataFrame:
+    """One row per (qid, candidate): provenance, first-stage rank and score, label (the artifact before scoring).
 
     Judged positives the first stage missed are added with origin "qrels" (no first-stage rank): the pair
     strategies need the teacher's view of them to build positive-vs-negative pairs.
@@ -86,10 +94,29 @@ def score_shortlists(trainer: pl.Trainer, teacher: pl.LightningModule, shortlist
                 if grade > 0 and docid not in seen:
                     add(qid, docid, "qrels", None, None, None, None, int(grade))
     df = pd.DataFrame(columns)
-    columns.clear()   # the lists are copied into the frame: free them before scoring
+    columns.clear()   # the lists are copied into the frame: free them
     for col in ("first_stage_rank", "bm25_rank", "dense_rank"):
         df[col] = df[col].astype("Int64")
     df["first_stage_score"] = df["first_stage_score"].astype("float64")
-    df["ce_score"] = predict_pair_scores(trainer, teacher, [queries[q] for q in df["qid"]], list(df["docid"]),
-                                         batch_size, exchange, doc_text=doc_text)
+    return df
+
+
+def teacher_scores(trainer: pl.Trainer, teacher: pl.LightningModule, frame: pd.DataFrame,
+                   queries: Mapping[str, str], doc_text: Mapping[str, str], batch_size: int,
+                   exchange: Path | None = None) -> np.ndarray:
+    """The teacher's logit for each (qid, docid) row of ``frame``: each distinct query text and docid is held once,
+    the rows as integer codes (reading a string column row by row would make a Python string per row)."""
+    query_codes, qids = pd.factorize(frame["qid"])
+    doc_codes, docids = pd.factorize(frame["docid"])
+    return predict_pair_scores(trainer, teacher, [queries[q] for q in qids], list(docids), batch_size, exchange,
+                               doc_text=doc_text, query_codes=query_codes, doc_codes=doc_codes)
+
+
+def score_shortlists(trainer: pl.Trainer, teacher: pl.LightningModule, shortlists: Shortlists,
+                     queries: Mapping[str, str], doc_text: Mapping[str, str],
+                     qrels: Mapping[str, Mapping[str, int]], batch_size: int,
+                     include_positives: bool = True, exchange: Path | None = None) -> pd.DataFrame:
+    """:func:`shortlist_frame` with the teacher logit of each row (``ce_score``)."""
+    df = shortlist_frame(shortlists, qrels, include_positives)
+    df["ce_score"] = teacher_scores(trainer, teacher, df, queries, doc_text, batch_size, exchange)
     return df

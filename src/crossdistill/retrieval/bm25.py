@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 
 import bm25s
 import numpy as np
+import pandas as pd
 from bm25s.tokenization import Tokenized, Tokenizer
 
+from crossdistill.common.codes import factorize, positions_in
 from crossdistill.data.corpus import Corpus
 from crossdistill.retrieval.topk import TopKRun
 from crossdistill.types import Run
@@ -44,6 +46,7 @@ class BM25Retriever:
         self._docid_rank: np.ndarray | None = None   # each document's place in docid order (ties break by docid)
         self._model: bm25s.BM25 | None = None
         self._tokenizer: Tokenizer | None = None
+        self._row_of: pd.Index | None = None   # docid -> index row, built on first use
 
     def _new_tokenizer(self) -> Tokenizer:
         stemmer = None
@@ -87,6 +90,7 @@ class BM25Retriever:
         self._model = bm25s.BM25(k1=self.k1, b=self.b, method=self.method, backend=self.backend)
         self._model.index(tokens, show_progress=self.show_progress)
         self._doc_ids = np.asarray(list(doc_ids), dtype=object)
+        self._row_of = None
         self._docid_rank = np.empty(len(self._doc_ids), dtype=np.int32)
         self._docid_rank[np.argsort(self._doc_ids, kind="stable")] = np.arange(len(self._doc_ids), dtype=np.int32)
         self._postings_sorted = _postings_sorted(self._model.scores)
@@ -117,27 +121,36 @@ class BM25Retriever:
         idx, scores = np.take_along_axis(idx, order, axis=1), np.take_along_axis(scores, order, axis=1)
         return TopKRun(qids, self._doc_ids, idx, scores, counts=(scores > 0).sum(axis=1))
 
-    def score_pairs(self, queries: Mapping[str, str], pairs: Sequence[tuple[str, str]]) -> list[float]:
-        """BM25 score of arbitrary (qid, docid) pairs, also for documents outside any top-k (0 = no shared term).
+    def score_pairs(self, queries: Mapping[str, str], qids: Sequence[str], docids: Sequence[str]) -> np.ndarray:
+        """BM25 score of each (qids[i], docids[i]) pair, also for documents outside any top-k (0 = no shared term).
 
         Each query term's postings (sorted document rows) are looked up for just the query's paired documents,
-        so neither time nor memory grows with the corpus size per pair (no full score vector per query).
+        so neither time nor memory grows with the corpus size per pair (no full score vector per query). The
+        pairs arrive as two columns and leave as one float64 array: millions of mined pairs make no Python tuples.
         """
         if self._model is None:
             raise RuntimeError("call index() before score_pairs()")
-        row = {d: i for i, d in enumerate(self._doc_ids)}
-        by_query: dict[str, list[int]] = {}
-        for i, (qid, _) in enumerate(pairs):
-            by_query.setdefault(qid, []).append(i)
-        qids = list(by_query)
-        tokens = self._tokenizer.tokenize([queries[q] for q in qids], update_vocab=False, return_as="ids",
+        if len(qids) != len(docids):
+            raise ValueError(f"{len(qids)} qids but {len(docids)} docids")
+        rows = self.doc_rows(docids)
+        if len(rows) == 0:
+            return np.zeros(0, dtype=np.float64)
+        codes, unique = factorize(qids)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(unique) + 1))
+        tokens = self._tokenizer.tokenize([queries[q] for q in unique], update_vocab=False, return_as="ids",
                                           show_progress=False)
-        out = np.zeros(len(pairs), dtype=np.float32)
-        for qid, ids in zip(qids, tokens):
-            positions = np.asarray(by_query[qid])
-            doc_rows = np.fromiter((row[pairs[i][1]] for i in positions), dtype=np.int64, count=len(positions))
-            out[positions] = self._pair_scores(ids, doc_rows)
-        return out.astype(np.float64).tolist()
+        out = np.zeros(len(rows), dtype=np.float32)
+        for j, ids in enumerate(tokens):
+            positions = order[bounds[j]:bounds[j + 1]]
+            out[positions] = self._pair_scores(ids, rows[positions])
+        return out.astype(np.float64)
+
+    def doc_rows(self, docids: Sequence[str]) -> np.ndarray:
+        """The index rows of ``docids`` (a KeyError names the first one the index does not hold)."""
+        if getattr(self, "_row_of", None) is None:   # (an index pickled before this attribute existed)
+            self._row_of = pd.Index(self._doc_ids)
+        return positions_in(self._row_of, docids, "BM25 index")
 
     def _pair_scores(self, token_ids: Sequence[int], doc_rows: np.ndarray) -> np.ndarray:
         """Sum over the query's terms (repeats count again, as in ``get_scores``) of each document's term score."""

@@ -107,8 +107,8 @@ def pair_scores(query_emb: torch.Tensor, doc_emb: torch.Tensor, query_rows: Sequ
     """``<q, d>`` for each (query row, doc row) pair, ``chunk`` pairs at a time: memory stays bounded however many
     pairs are mined (stacking one embedding per pair would hold two [pairs, dim] matrices)."""
     out = np.empty(len(query_rows), dtype=np.float32)
-    q_rows, d_rows = torch.as_tensor(list(query_rows), dtype=torch.long), torch.as_tensor(list(doc_rows),
-                                                                                         dtype=torch.long)
+    q_rows = torch.from_numpy(np.asarray(query_rows, dtype=np.int64))   # arrays in: no Python int per pair
+    d_rows = torch.from_numpy(np.asarray(doc_rows, dtype=np.int64))
     for start in range(0, len(out), chunk):
         q, d = q_rows[start:start + chunk], d_rows[start:start + chunk]
         out[start:start + chunk] = (query_emb[q] * doc_emb[d]).sum(-1).numpy()

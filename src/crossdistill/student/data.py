@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
@@ -17,12 +18,21 @@ from crossdistill.data.corpus import texts_by_id
 
 
 def pair_examples(pairs: pd.DataFrame, queries: Mapping[str, str], doc_text: Mapping[str, str]) -> ListDataset:
-    """One group per (query, better doc). Each distinct document's text is fetched once and shared by its groups."""
-    text = texts_by_id(doc_text, [*pairs.docid_a, *pairs.docid_b])
+    """One group per (query, better doc), in first-seen order, its worse docs in pair order. Each distinct
+    document's text is fetched once and shared by its groups (positions into arrays, not a grouped frame per group:
+    hundreds of thousands of groups at scale)."""
+    if pairs.empty:
+        return ListDataset([])
+    text = texts_by_id(doc_text, pd.concat([pairs.docid_a, pairs.docid_b]).unique())
+    codes, keys = pd.MultiIndex.from_arrays([pairs.qid, pairs.docid_a]).factorize()
+    by_group = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[by_group], np.arange(len(keys) + 1))
+    worse, margins = pairs.docid_b.tolist(), pairs.margin.tolist()
     groups = []
-    for (qid, docid_a), g in pairs.groupby(["qid", "docid_a"], sort=False):
-        groups.append({"queries": queries[qid], "docs_a": text[docid_a],
-                       "docs_b": [text[d] for d in g.docid_b], "margins": [float(m) for m in g.margin]})
+    for (qid, docid_a), start, stop in zip(keys, bounds[:-1], bounds[1:]):
+        rows = by_group[start:stop].tolist()
+        groups.append({"queries": queries[qid], "docs_a": text[docid_a], "docs_b": [text[worse[r]] for r in rows],
+                       "margins": [float(margins[r]) for r in rows]})
     return ListDataset(groups)
 
 

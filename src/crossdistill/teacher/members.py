@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from crossdistill.common.codes import factorize, mapped
 from crossdistill.models.bi_encoder import load_bi_encoder
 from crossdistill.retrieval.dense import pair_scores
 
@@ -31,11 +32,12 @@ class FrozenBiEncoder:
             self.query_emb = torch.cat([self.query_emb, emb])
 
     def __call__(self, queries: Mapping[str, str], qids: Sequence[str], docids: Sequence[str]) -> np.ndarray:
-        texts = [queries[q] for q in qids]
+        codes, distinct = factorize(qids)   # each distinct query once: millions of pairs, no string per pair
+        texts = [queries[q] for q in distinct]
         self._embed(texts)
-        doc_index = self.evaluator.doc_index
-        return pair_scores(self.query_emb, self.corpus_emb, [self.rows[t] for t in texts],
-                           [doc_index[d] for d in docids]).astype(np.float64)
+        query_rows = np.fromiter((self.rows[t] for t in texts), np.int64, len(texts))[codes]
+        return pair_scores(self.query_emb, self.corpus_emb, query_rows,
+                           mapped(self.evaluator.doc_index, docids)).astype(np.float64)
 
 
 class BM25Pairs:
@@ -45,7 +47,7 @@ class BM25Pairs:
         self.bm25 = bm25
 
     def __call__(self, queries: Mapping[str, str], qids: Sequence[str], docids: Sequence[str]) -> np.ndarray:
-        return np.asarray(self.bm25.score_pairs(queries, list(zip(qids, docids))), dtype=np.float64)
+        return self.bm25.score_pairs(queries, qids, docids)
 
 
 def build_scorers(ensemble, bm25, evaluator, student_cfg) -> dict[str, Scorer]:

@@ -6,6 +6,7 @@ import pandas as pd
 from hydra.utils import instantiate
 from torch.utils.data import ConcatDataset
 
+from crossdistill.common.codes import positions_in
 from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
 from crossdistill.common.instantiate import make_trainer
 from crossdistill.common.io import write_parquet_atomic
@@ -15,7 +16,7 @@ from crossdistill.data.weak import QuerySet
 from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
 from crossdistill.mining.miners import miner_identity
 from crossdistill.mining.pairs import margin_scale, student_agreement
-from crossdistill.mining.scoring import score_shortlists
+from crossdistill.mining.scoring import shortlist_frame, teacher_scores
 from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.data import bm25_depth
@@ -63,17 +64,19 @@ def mine_query_set(ctx: RunContext, name: str, query_set: QuerySet, bm25_run, mi
                     # The labelled set's key predates query sets: left as it was, its cached artifacts stay valid.
                     **({} if name == "train" else {"query_set": name}))
     path = ctx.layout.cached_artifact(key)
-    predictor = make_trainer(cfg, "mining", ctx.layout.root, logged=False, precision=cfg.inference_precision,
-                             callbacks=[], max_epochs=1)
+    # The shortlists as columns; their candidate objects are freed before the teacher scores millions of pairs.
+    df = shortlist_frame(shortlists, query_set.qrels)
+    del shortlists, dense
 
     def score():
-        df = score_shortlists(predictor, teacher, shortlists, query_set.queries, query_set.doc_text,
-                              query_set.qrels, teacher.hparams.inference_batch_size, exchange=ctx.layout.exchange)
+        predictor = make_trainer(cfg, "mining", ctx.layout.root, logged=False, precision=cfg.inference_precision,
+                                 callbacks=[], max_epochs=1)   # made here: freed with what its loops hold
+        df["ce_score"] = teacher_scores(predictor, teacher, df, query_set.queries, query_set.doc_text,
+                                        teacher.hparams.inference_batch_size, exchange=ctx.layout.exchange)
         # The other signals a teacher ensemble may mix in: BM25 and the current student, for every pair.
-        df["bm25_score"] = ctx.bm25_train.score_pairs(query_set.queries, list(zip(df.qid, df.docid)))
-        q_row = {q: i for i, q in enumerate(qids)}
-        df["dense_score"] = pair_scores(q_emb, ctx.corpus_emb, [q_row[q] for q in df.qid],
-                                        [data.dataset.doc_index[d] for d in df.docid])
+        df["bm25_score"] = ctx.bm25_train.score_pairs(query_set.queries, df.qid, df.docid)
+        df["dense_score"] = pair_scores(q_emb, ctx.corpus_emb, positions_in(pd.Index(qids), df.qid, "query set"),
+                                        data.dataset.rows_of(df.docid))
         return df
 
     artifact, reused = load_or_build(path, score)
@@ -89,7 +92,7 @@ def add_member_scores(ctx: RunContext, frame: pd.DataFrame, query_set: QuerySet)
     for member in ctx.ensemble.members:
         column = ctx.ensemble.column(member)
         if column not in frame:
-            frame[column] = ctx.dev_evaluator.scorers[member](query_set.queries, list(frame.qid), list(frame.docid))
+            frame[column] = ctx.dev_evaluator.scorers[member](query_set.queries, frame.qid, frame.docid)
     return frame
 
 
