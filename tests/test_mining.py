@@ -209,3 +209,31 @@ def test_margin_scale_matches_mean_absolute_margins():
     # |student margins| 0.8, 0.4, 0.2 -> mean 0.4667; |teacher margins| mean 8.5 / 3 = 2.8333 -> 6.0714
     assert margin_scale(df, pairs) == pytest.approx((8.5 / 3) / (1.4 / 3))
     assert math.isnan(margin_scale(df.assign(dense_score=0.5), pairs))  # a flat student: nothing to measure
+
+
+@pytest.mark.parametrize("origin", ["bm25", "dense"])
+def test_shortlist_columns_give_the_frame_candidate_lists_give(origin):
+    """A run held as arrays goes to columns without candidate objects: the scored artifact's frame is the same, row
+    for row and dtype for dtype, as through per-query candidate lists (queries with short or empty lists, judged
+    positives inside and outside the shortlist, grade 0 judgments)."""
+    from crossdistill.mining.scoring import shortlist_frame
+    from crossdistill.retrieval.fusion import shortlist_columns, shortlist_from_run
+    from crossdistill.retrieval.topk import TopKRun
+
+    rng = np.random.default_rng(1)
+    docs = np.asarray([f"d{i}" for i in range(50)], dtype=object)
+    qids = [f"q{i}" for i in range(12)]
+    rows = np.stack([rng.choice(50, 8, replace=False) for _ in qids])
+    counts = rng.integers(0, 9, 12)
+    counts[[1, 3]] = 0   # empty shortlists: query 1 has judgments, query 3 none
+    run = TopKRun(qids, docs, rows, np.sort(rng.random((12, 8)))[:, ::-1], counts=counts)
+    assert (run.counts == 0).any() and (run.counts < 8).any()
+    qrels = {q: {str(docs[rows[i, 0]]): 1, str(docs[rows[i, 7]]): 2, "d49": 0, f"x{i}": 1}
+             for i, q in enumerate(qids) if i % 3}
+    for k in (5, 20):
+        lists = shortlist_frame(shortlist_from_run(run, origin, k), qrels)
+        columns = shortlist_frame(shortlist_columns(run, origin, k), qrels)
+        assert (lists.origin == "qrels").any() and (lists.label > 0).any()
+        pd.testing.assert_frame_equal(columns, lists)
+        pd.testing.assert_frame_equal(shortlist_frame(shortlist_columns(run, origin, k), qrels, False),
+                                      shortlist_frame(shortlist_from_run(run, origin, k), qrels, False))

@@ -6,9 +6,17 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from crossdistill.retrieval.fusion import reciprocal_rank_fusion, shortlist_from_run
+from crossdistill.retrieval.fusion import (ShortlistTable, reciprocal_rank_fusion, shortlist_columns,
+                                          shortlist_from_run)
 from crossdistill.retrieval.run_file import read_trec_run, run_for_queries
+from crossdistill.retrieval.topk import TopKRun
 from crossdistill.types import Run, Shortlists
+
+
+def shortlist_of(run: Run, origin: str, depth: int) -> Shortlists | ShortlistTable:
+    """A single first stage's shortlists: as columns when the run is held as arrays (millions of pairs), else as
+    candidate lists."""
+    return shortlist_columns(run, origin, depth) if isinstance(run, TopKRun) else shortlist_from_run(run, origin, depth)
 
 
 @dataclass
@@ -19,8 +27,8 @@ class BM25Miner:
     needs_dense = False
     name = "bm25"
 
-    def shortlists(self, bm25: Run, dense: Run | None = None) -> Shortlists:
-        return shortlist_from_run(bm25, "bm25", self.depth)
+    def shortlists(self, bm25: Run, dense: Run | None = None) -> Shortlists | ShortlistTable:
+        return shortlist_of(bm25, "bm25", self.depth)
 
 
 @dataclass
@@ -31,8 +39,8 @@ class DenseMiner:
     needs_dense = True
     name = "dense"
 
-    def shortlists(self, bm25: Run | None, dense: Run) -> Shortlists:
-        return shortlist_from_run(dense, "dense", self.depth)
+    def shortlists(self, bm25: Run | None, dense: Run) -> Shortlists | ShortlistTable:
+        return shortlist_of(dense, "dense", self.depth)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from crossdistill.common.batching import by_length
 from crossdistill.common.memory import ReleaseFreedMemory
 from crossdistill.common.predict import predict_by_index
 from crossdistill.data.corpus import text_lengths, texts_of
+from crossdistill.retrieval.fusion import ShortlistTable
 from crossdistill.types import Shortlists
 
 
@@ -70,13 +71,16 @@ def predict_pair_scores(trainer: pl.Trainer, teacher: pl.LightningModule, querie
     return scores.double().numpy()
 
 
-def shortlist_frame(shortlists: Shortlists, qrels: Mapping[str, Mapping[str, int]],
+def shortlist_frame(shortlists: Shortlists | ShortlistTable, qrels: Mapping[str, Mapping[str, int]],
                     include_positives: bool = True) -> pd.DataFrame:
     """One row per (qid, candidate): provenance, first-stage rank and score, label (the artifact before scoring).
 
     Judged positives the first stage missed are added with origin "qrels" (no first-stage rank): the pair
-    strategies need the teacher's view of them to build positive-vs-negative pairs.
+    strategies need the teacher's view of them to build positive-vs-negative pairs. ``shortlists`` may already be
+    a :class:`~crossdistill.retrieval.fusion.ShortlistTable` (columns): the same frame results, row for row.
     """
+    if isinstance(shortlists, ShortlistTable):
+        return _label_columns(shortlists, qrels, include_positives)
     columns: dict[str, list] = {c: [] for c in ("qid", "docid", "origin", "first_stage_rank", "first_stage_score",
                                                  "bm25_rank", "dense_rank", "label")}
 
@@ -99,6 +103,44 @@ def shortlist_frame(shortlists: Shortlists, qrels: Mapping[str, Mapping[str, int
         df[col] = df[col].astype("Int64")
     df["first_stage_score"] = df["first_stage_score"].astype("float64")
     return df
+
+
+def _label_columns(table: ShortlistTable, qrels: Mapping[str, Mapping[str, int]],
+                   include_positives: bool) -> pd.DataFrame:
+    """Shortlist columns + each row's label, and the judged positives they miss after each query's candidates."""
+    cands, queries = table.frame, table.queries
+    judged_q, judged_d, grades = [], [], []
+    for qid in queries:
+        for docid, grade in qrels.get(qid, {}).items():
+            judged_q.append(qid)
+            judged_d.append(docid)
+            grades.append(int(grade))
+    judged = pd.MultiIndex.from_arrays([pd.Series(judged_q, dtype="str"), pd.Series(judged_d, dtype="str")])
+    keys = pd.MultiIndex.from_arrays([cands["qid"], cands["docid"]])
+    grades = np.asarray(grades, dtype=np.int64)
+    at = judged.get_indexer(keys)   # (qid, docid) pairs of a qrels mapping are unique
+    out = cands.assign(label=np.where(at >= 0, grades[np.maximum(at, 0)], 0))
+    if not include_positives:
+        return out
+    shortlisted = np.zeros(len(grades), dtype=bool)
+    shortlisted[at[at >= 0]] = True
+    missed = np.flatnonzero((grades > 0) & ~shortlisted)
+    if not len(missed):
+        return out
+    added = pd.DataFrame({"qid": pd.Series(judged_q, dtype="str").take(missed).reset_index(drop=True),
+                          "docid": pd.Series(judged_d, dtype="str").take(missed).reset_index(drop=True),
+                          "origin": pd.Series(["qrels"] * len(missed), dtype="str"),
+                          "first_stage_rank": pd.array([pd.NA] * len(missed), dtype="Int64"),
+                          "first_stage_score": np.full(len(missed), np.nan),
+                          "bm25_rank": pd.array([pd.NA] * len(missed), dtype="Int64"),
+                          "dense_rank": pd.array([pd.NA] * len(missed), dtype="Int64"),
+                          "label": grades[missed]})
+    position = pd.Index(queries)
+    order = np.argsort(np.concatenate([position.get_indexer(out["qid"]), position.get_indexer(added["qid"])]),
+                       kind="stable")   # each query's candidates, then the positives they miss (qrels order)
+    # column by column: one extra column at a time, not two whole copies of millions of rows
+    return pd.DataFrame({c: pd.concat([out[c], added[c]], ignore_index=True).take(order).reset_index(drop=True)
+                         for c in out.columns})
 
 
 def teacher_scores(trainer: pl.Trainer, teacher: pl.LightningModule, frame: pd.DataFrame,

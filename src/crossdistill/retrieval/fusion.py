@@ -6,6 +6,12 @@ Each candidate remembers which first stage(s) proposed it and at what rank, so l
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from crossdistill.retrieval.topk import TopKRun
 from crossdistill.types import Candidate, Run, Shortlists
 
 _ORIGINS = ("bm25", "dense", "run")
@@ -37,6 +43,36 @@ def shortlist_from_run(run: Run, origin: str, k: int) -> Shortlists:
             for r, (docid, score) in enumerate(hits[:k], start=1)
         ]
     return out
+
+
+@dataclass
+class ShortlistTable:
+    """Shortlists as columns: ``frame`` has one row per candidate (qid, docid, origin, first_stage_rank,
+    first_stage_score, bm25_rank, dense_rank), queries in ``queries`` order (which also names the queries whose
+    shortlist is empty), each best first."""
+
+    queries: list[str]
+    frame: pd.DataFrame
+
+
+def shortlist_columns(run: TopKRun, origin: str, k: int) -> ShortlistTable:
+    """:func:`shortlist_from_run` for a :class:`TopKRun`, as a :class:`ShortlistTable` in the same order: 100k
+    queries' shortlists make no candidate objects and no Python string per row (the ids are taken in Arrow)."""
+    if origin not in _ORIGINS:
+        raise ValueError(f"origin must be one of {_ORIGINS}, got {origin!r}")
+    k = min(k, run.rows.shape[1])
+    kept = np.arange(k) < np.minimum(run.counts, k)[:, None]   # [queries, k]: within each query's count
+    query_pos, rank0 = np.nonzero(kept)   # row-major: queries in run order, each best first
+    rank = pd.array(rank0 + 1, dtype="Int64")
+    none = pd.array(np.zeros(len(rank0), dtype=np.int64), dtype="Int64")
+    none[:] = pd.NA
+    return ShortlistTable(run.query_ids, pd.DataFrame({
+        "qid": pd.Series(run.query_ids, dtype="str").take(query_pos).reset_index(drop=True),
+        "docid": pd.Series(run.doc_ids, dtype="str").take(run.rows[:, :k][kept]).reset_index(drop=True),
+        "origin": pd.Series([origin] * len(rank0), dtype="str"),
+        "first_stage_rank": rank, "first_stage_score": run.scores[:, :k][kept].astype(np.float64),
+        "bm25_rank": rank if origin == "bm25" else none.copy(), "dense_rank": rank if origin == "dense" else none.copy(),
+    }))
 
 
 def reciprocal_rank_fusion(bm25: Run, dense: Run, k: int, rrf_k: int = 60) -> Shortlists:

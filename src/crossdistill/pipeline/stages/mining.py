@@ -22,6 +22,7 @@ from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.data import bm25_depth
 from crossdistill.pipeline.stages.student import encode_corpus
 from crossdistill.retrieval.dense import pair_scores
+from crossdistill.retrieval.fusion import ShortlistTable
 from crossdistill.student.data import pair_examples
 
 
@@ -40,6 +41,8 @@ def distillation_query_sets(ctx: RunContext) -> dict:
 
 
 def check_shortlists(shortlists, doc_index, miner) -> None:
+    if isinstance(shortlists, ShortlistTable):   # columns from a run held as arrays: its ids are the corpus' own
+        return
     for qid, cands in shortlists.items():
         unknown = next((c.docid for c in cands if c.docid not in doc_index), None)
         if unknown is not None:
