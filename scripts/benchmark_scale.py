@@ -213,7 +213,8 @@ def msmarco_on_paper(bench: dict, teachers: dict, default_run: dict) -> list[str
         a, b = checks[0], checks[-1]
         per_query = ((b["stages"]["bm25"]["wall_s"] - a["stages"]["bm25"]["wall_s"])
                      / (b["train_queries"] - a["train_queries"]) * m["docs"] / b["docs"])
-        rows.insert(2, ("BM25 search of the train queries", f"{m['train_queries']:,} queries",
+        backend = "numba" if "bm25.backend=numba" in b.get("command", "") else "numpy"
+        rows.insert(2, (f"BM25 search of the train queries (bm25.backend={backend})", f"{m['train_queries']:,} queries",
                         per_query * m["train_queries"]))
     md = ["", "## MS MARCO on paper", "",
           f"The default pipeline on MS MARCO passages ({m['docs']:,} passages, {m['train_queries']:,} train queries), "
