@@ -11,7 +11,8 @@ import torch
 from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
 from crossdistill.common.io import write_parquet_atomic
 from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
-from crossdistill.mining.pairs import PositiveVsShortlist, TeacherTopVsRest, margin_scale, student_agreement
+from crossdistill.mining.pairs import (PositiveVsShortlist, TeacherTopVsRest, margin_scale, student_agreement,
+                                       student_margins)
 from crossdistill.teacher.ensemble import TeacherEnsemble
 
 
@@ -199,7 +200,8 @@ def test_student_agreement_counts_pairs_ordered_like_the_teacher():
                           "docid_b": ["b", "c", "b", "x", "z"], "margin": [-1.0, 4.0, -3.0, 2.0, 3.5]})
     # student margins: a-b +0.8 (teacher -1: disagree), a-c +0.4 (agree), p-b +0.1 (teacher -3: disagree),
     # y-x 0.0 (tie: disagree), y-z +0.2 (agree) -> 2 of 5
-    assert student_agreement(df, pairs) == pytest.approx(0.4)
+    assert student_margins(df, pairs).tolist() == pytest.approx([0.8, 0.4, 0.1, 0.0, 0.2])
+    assert student_agreement(pairs, student_margins(df, pairs)) == pytest.approx(0.4)
 
 
 def test_margin_scale_matches_mean_absolute_margins():
@@ -207,8 +209,8 @@ def test_margin_scale_matches_mean_absolute_margins():
     pairs = pd.DataFrame({"qid": ["q1", "q1", "q2"], "docid_a": ["a", "a", "y"], "docid_b": ["b", "c", "z"],
                           "margin": [-1.0, 4.0, 3.5]})
     # |student margins| 0.8, 0.4, 0.2 -> mean 0.4667; |teacher margins| mean 8.5 / 3 = 2.8333 -> 6.0714
-    assert margin_scale(df, pairs) == pytest.approx((8.5 / 3) / (1.4 / 3))
-    assert math.isnan(margin_scale(df.assign(dense_score=0.5), pairs))  # a flat student: nothing to measure
+    assert margin_scale(pairs, student_margins(df, pairs)) == pytest.approx((8.5 / 3) / (1.4 / 3))
+    assert math.isnan(margin_scale(pairs, student_margins(df.assign(dense_score=0.5), pairs)))  # a flat student: nothing to measure
 
 
 @pytest.mark.parametrize("origin", ["bm25", "dense"])

@@ -10,7 +10,7 @@ import torch
 
 from conftest import ROOT, compose, tiny_overrides
 from crossdistill.evaluation.trace import TRACE_COLUMNS
-from crossdistill.mining.pairs import margin_scale
+from crossdistill.mining.pairs import margin_scale, student_margins
 from crossdistill.pipeline.train import run
 from crossdistill.retrieval.bm25 import BM25Retriever
 
@@ -151,7 +151,7 @@ def test_rerun_reuses_cached_teacher_and_artifact(finished_run, tiny_bert, tiny_
     assert artifact.stat().st_mtime_ns == before
     # scale=auto: the mean |teacher margin| / mean |student margin| of the pairs this run trained on
     scored, pairs = (pd.read_parquet(tmp_path / "mining" / f) for f in ("artifact.parquet", "pairs.parquet"))
-    assert results["student_scale"] == pytest.approx(margin_scale(scored, pairs))
+    assert results["student_scale"] == pytest.approx(margin_scale(pairs, student_margins(scored, pairs)))
     assert results["student_scale"] == pytest.approx(results["mining"]["margin_scale"])
 
 

@@ -56,10 +56,9 @@ class PairStrategy:
             row_a += [a for a, _ in pairs]
             row_b += [b for _, b in pairs]
         row_a, row_b = np.asarray(row_a, dtype=np.int64), np.asarray(row_b, dtype=np.int64)
-        docid = frame["docid"]
-        return pd.DataFrame({"qid": frame["qid"].iloc[row_a].to_numpy(), "docid_a": docid.iloc[row_a].to_numpy(),
-                             "docid_b": docid.iloc[row_b].to_numpy(), "margin": score[row_a] - score[row_b]},
-                            columns=PAIR_COLUMNS)
+        qid, docid = frame["qid"].array, frame["docid"].array   # taken in place (Arrow): no string per row
+        return pd.DataFrame({"qid": qid.take(row_a), "docid_a": docid.take(row_a), "docid_b": docid.take(row_b),
+                             "margin": score[row_a] - score[row_b]}, columns=PAIR_COLUMNS)
 
 
 @dataclass
@@ -86,7 +85,7 @@ class TeacherTopVsRest(PairStrategy):
         return ranked[: self.top], ranked[self.top:]
 
 
-def _student_margins(scored: pd.DataFrame, pairs: pd.DataFrame) -> np.ndarray:
+def student_margins(scored: pd.DataFrame, pairs: pd.DataFrame) -> np.ndarray:
     """The mining student's score margin s(q, a) - s(q, b) for every pair, from the artifact's dense scores."""
     rows = pd.MultiIndex.from_arrays([scored.qid, scored.docid])   # codes per level: no tuple per pair
     dense = np.append(scored["dense_score"].to_numpy(dtype=np.float64), np.nan)   # position -1 (absent): NaN
@@ -95,18 +94,19 @@ def _student_margins(scored: pd.DataFrame, pairs: pd.DataFrame) -> np.ndarray:
     return dense[a] - dense[b]
 
 
-def student_agreement(scored: pd.DataFrame, pairs: pd.DataFrame) -> float:
-    """Share of pairs the mining student already orders as the teacher does (sign of its cosine margin equals the
-    sign of the teacher margin; ties count as disagreement). Near 1, the pairs have little left to teach."""
+def student_agreement(pairs: pd.DataFrame, margins: np.ndarray) -> float:
+    """Share of pairs the mining student already orders as the teacher does (sign of its cosine margin, from
+    :func:`student_margins`, equals the sign of the teacher margin; ties count as disagreement). Near 1, the pairs
+    have little left to teach."""
     if pairs.empty:
         return float("nan")
-    return float((np.sign(_student_margins(scored, pairs)) * np.sign(pairs.margin.to_numpy()) > 0).mean())
+    return float((np.sign(margins) * np.sign(pairs.margin.to_numpy()) > 0).mean())
 
 
-def margin_scale(scored: pd.DataFrame, pairs: pd.DataFrame) -> float:
-    """The student score scale that gives the mining student's margins the teacher's size on these pairs:
-    mean |teacher margin| / mean |student margin|. Margin-MSE then asks the student to reorder pairs, not to
-    stretch its whole score range to logit size (which bends a cosine space out of shape). NaN when the student
-    gives every pair the same score (nothing to measure)."""
-    student = np.abs(_student_margins(scored, pairs)).mean() if len(pairs) else 0.0
+def margin_scale(pairs: pd.DataFrame, margins: np.ndarray) -> float:
+    """The student score scale that gives the mining student's margins (:func:`student_margins`) the teacher's size
+    on these pairs: mean |teacher margin| / mean |student margin|. Margin-MSE then asks the student to reorder
+    pairs, not to stretch its whole score range to logit size (which bends a cosine space out of shape). NaN when
+    the student gives every pair the same score (nothing to measure)."""
+    student = np.abs(margins).mean() if len(pairs) else 0.0
     return float(pairs.margin.abs().mean() / student) if student > 0 else float("nan")

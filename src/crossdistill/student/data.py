@@ -14,26 +14,40 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from crossdistill.common.batching import ListDataset
-from crossdistill.data.corpus import texts_by_id
+from crossdistill.data.corpus import texts_of
 
 
-def pair_examples(pairs: pd.DataFrame, queries: Mapping[str, str], doc_text: Mapping[str, str]) -> ListDataset:
-    """One group per (query, better doc), in first-seen order, its worse docs in pair order. Each distinct
-    document's text is fetched once and shared by its groups (positions into arrays, not a grouped frame per group:
-    hundreds of thousands of groups at scale)."""
-    if pairs.empty:
-        return ListDataset([])
-    text = texts_by_id(doc_text, pd.concat([pairs.docid_a, pairs.docid_b]).unique())
-    codes, keys = pd.MultiIndex.from_arrays([pairs.qid, pairs.docid_a]).factorize()
-    by_group = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[by_group], np.arange(len(keys) + 1))
-    worse, margins = pairs.docid_b.tolist(), pairs.margin.tolist()
-    groups = []
-    for (qid, docid_a), start, stop in zip(keys, bounds[:-1], bounds[1:]):
-        rows = by_group[start:stop].tolist()
-        groups.append({"queries": queries[qid], "docs_a": text[docid_a], "docs_b": [text[worse[r]] for r in rows],
-                       "margins": [float(margins[r]) for r in rows]})
-    return ListDataset(groups)
+class PairGroups(Dataset):
+    """The distillation examples: one group per (query, better doc), in first-seen order, its worse docs in pair
+    order. Documents are held as codes into the distinct docids and their texts fetched from ``doc_text`` when a
+    group is read (a :class:`Corpus` reads them from Arrow): the examples of 100k mined queries hold no text."""
+
+    def __init__(self, pairs: pd.DataFrame, queries: Mapping[str, str], doc_text: Mapping[str, str]):
+        self.doc_text = doc_text
+        codes, keys = pd.MultiIndex.from_arrays([pairs.qid, pairs.docid_a]).factorize()
+        by_group = np.argsort(codes, kind="stable")
+        self.bounds = np.searchsorted(codes[by_group], np.arange(len(keys) + 1))
+        doc_codes, docids = pd.factorize(pd.concat([pairs.docid_a, pairs.docid_b], ignore_index=True))
+        self.docids = list(docids)
+        self.worse = doc_codes[len(pairs):][by_group].astype(np.int32)
+        self.margins = pairs.margin.to_numpy(dtype=np.float64)[by_group]
+        first = by_group[self.bounds[:-1]]   # each group's first pair: its query and better doc
+        self.better = doc_codes[:len(pairs)][first].astype(np.int32)
+        self.queries = [queries[q] for q in keys.get_level_values(0)]
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def __getitem__(self, i: int) -> dict:
+        start, stop = self.bounds[i], self.bounds[i + 1]
+        docs = texts_of(self.doc_text, [self.docids[self.better[i]], *(self.docids[c] for c in self.worse[start:stop])])
+        return {"queries": self.queries[i], "docs_a": docs[0], "docs_b": docs[1:],
+                "margins": self.margins[start:stop].tolist()}
+
+
+def pair_examples(pairs: pd.DataFrame, queries: Mapping[str, str], doc_text: Mapping[str, str]) -> Dataset:
+    """The distillation examples of ``pairs`` (:class:`PairGroups`)."""
+    return PairGroups(pairs, queries, doc_text) if len(pairs) else ListDataset([])
 
 
 def collate_pairs(batch: list[dict]) -> dict:

@@ -2,6 +2,8 @@
 set, reused when its key matches), combined into teacher scores and turned into distillation pairs."""
 from __future__ import annotations
 
+import gc
+
 import pandas as pd
 from hydra.utils import instantiate
 from torch.utils.data import ConcatDataset
@@ -15,7 +17,7 @@ from crossdistill.data.beir import DataError
 from crossdistill.data.weak import QuerySet
 from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
 from crossdistill.mining.miners import miner_identity
-from crossdistill.mining.pairs import margin_scale, student_agreement
+from crossdistill.mining.pairs import margin_scale, student_agreement, student_margins
 from crossdistill.mining.scoring import shortlist_frame, teacher_scores
 from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
@@ -76,6 +78,9 @@ def mine_query_set(ctx: RunContext, name: str, query_set: QuerySet, bm25_run, mi
                                  callbacks=[], max_epochs=1)   # made here: freed with what its loops hold
         df["ce_score"] = teacher_scores(predictor, teacher, df, query_set.queries, query_set.doc_text,
                                         teacher.hparams.inference_batch_size, exchange=ctx.layout.exchange)
+        # Lightning's prediction loop keeps every batch's indices (a Python int per pair) in reference cycles
+        del predictor
+        gc.collect()
         # The other signals a teacher ensemble may mix in: BM25 and the current student, for every pair.
         df["bm25_score"] = ctx.bm25_train.score_pairs(query_set.queries, df.qid, df.docid)
         df["dense_score"] = pair_scores(q_emb, ctx.corpus_emb, positions_in(pd.Index(qids), df.qid, "query set"),
@@ -138,7 +143,8 @@ class MineRound(Stage):
             write_parquet_atomic(scored, ctx.layout.mining(self.round) / "artifact.parquet")
             write_parquet_atomic(pairs, ctx.layout.mining(self.round) / "pairs.parquet")
         # How much is left to teach: pairs the student already orders as the teacher does teach it little.
-        agreement, ratio = student_agreement(scored, pairs), margin_scale(scored, pairs)
+        student_margin = student_margins(scored, pairs)
+        agreement, ratio = student_agreement(pairs, student_margin), margin_scale(pairs, student_margin)
         ctx.console.log(f"pairs{round_suffix(self.round)}: {len(pairs)} (query, better, worse, margin) rows, mean "
                         f"|margin| {pairs.margin.abs().mean():.2f} ({ratio:.1f} x the student's); the student "
                         f"already agrees with the teacher on {agreement:.1%}")
