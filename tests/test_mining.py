@@ -11,8 +11,7 @@ import torch
 from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
 from crossdistill.common.io import write_parquet_atomic
 from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
-from crossdistill.mining.pairs import (PositiveVsShortlist, TeacherTopVsRest, margin_scale, student_agreement,
-                                       student_margins)
+from crossdistill.mining.pairs import PositiveVsShortlist, TeacherTopVsRest, margin_scale, student_agreement, student_margins
 from crossdistill.teacher.ensemble import TeacherEnsemble
 
 

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from crossdistill.retrieval.fusion import (ShortlistTable, reciprocal_rank_fusion, shortlist_columns,
-                                          shortlist_from_run)
+from crossdistill.retrieval.fusion import ShortlistTable, reciprocal_rank_fusion, shortlist_columns, shortlist_from_run
 from crossdistill.retrieval.run_file import read_trec_run, run_for_queries
 from crossdistill.retrieval.topk import TopKRun
 from crossdistill.types import Run, Shortlists
