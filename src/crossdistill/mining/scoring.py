@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from crossdistill.common.batching import by_length
+from crossdistill.common.codes import factorize
 from crossdistill.common.memory import ReleaseFreedMemory
 from crossdistill.common.predict import predict_by_index
 from crossdistill.data.corpus import text_lengths, texts_of
@@ -148,17 +149,7 @@ def teacher_scores(trainer: pl.Trainer, teacher: pl.LightningModule, frame: pd.D
                    exchange: Path | None = None) -> np.ndarray:
     """The teacher's logit for each (qid, docid) row of ``frame``: each distinct query text and docid is held once,
     the rows as integer codes (reading a string column row by row would make a Python string per row)."""
-    query_codes, qids = pd.factorize(frame["qid"])
-    doc_codes, docids = pd.factorize(frame["docid"])
+    query_codes, qids = factorize(frame["qid"])
+    doc_codes, docids = factorize(frame["docid"])
     return predict_pair_scores(trainer, teacher, [queries[q] for q in qids], list(docids), batch_size, exchange,
                                doc_text=doc_text, query_codes=query_codes, doc_codes=doc_codes)
-
-
-def score_shortlists(trainer: pl.Trainer, teacher: pl.LightningModule, shortlists: Shortlists,
-                     queries: Mapping[str, str], doc_text: Mapping[str, str],
-                     qrels: Mapping[str, Mapping[str, int]], batch_size: int,
-                     include_positives: bool = True, exchange: Path | None = None) -> pd.DataFrame:
-    """:func:`shortlist_frame` with the teacher logit of each row (``ce_score``)."""
-    df = shortlist_frame(shortlists, qrels, include_positives)
-    df["ce_score"] = teacher_scores(trainer, teacher, df, queries, doc_text, batch_size, exchange)
-    return df
