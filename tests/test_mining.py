@@ -12,6 +12,7 @@ from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
 from crossdistill.common.io import write_parquet_atomic
 from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
 from crossdistill.mining.pairs import PositiveVsShortlist, TeacherTopVsRest, margin_scale, student_agreement, student_margins
+from crossdistill.mining.scoring import earlier_scores
 from crossdistill.teacher.ensemble import TeacherEnsemble
 
 
@@ -238,3 +239,13 @@ def test_shortlist_columns_give_the_frame_candidate_lists_give(origin):
         pd.testing.assert_frame_equal(columns, lists)
         pd.testing.assert_frame_equal(shortlist_frame(shortlist_columns(run, origin, k), qrels, False),
                                       shortlist_frame(shortlist_from_run(run, origin, k), qrels, False))
+
+
+def test_earlier_scores_finds_each_pair_an_earlier_round_scored_and_nan_elsewhere():
+    frame = pd.DataFrame({"qid": ["q1", "q1", "q2", "q2", "q3"], "docid": ["a", "b", "a", "c", "a"]})
+    round1 = pd.DataFrame({"qid": ["q2", "q1", "q1", "q9"], "docid": ["a", "a", "z", "a"],
+                           "ce_score": [2.0, 1.0, 7.0, 9.0]})
+    round2 = pd.DataFrame({"qid": ["q2", "q2"], "docid": ["c", "a"], "ce_score": [3.0, 2.5]})   # q2/a again
+    found = earlier_scores(frame, [round1, round2])
+    np.testing.assert_array_equal(found, [1.0, np.nan, 2.5, 3.0, np.nan])   # the later round wins
+    np.testing.assert_array_equal(earlier_scores(frame, []), np.full(5, np.nan))

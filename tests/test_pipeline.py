@@ -299,6 +299,13 @@ def test_rounds_remine_with_the_student_and_keep_the_best_by_dev(tiny_bert, tiny
     assert results["systems"]["student"]["ndcg@10"] == pytest.approx(best["test"]["ndcg@10"])
     artifact = pd.read_parquet(out / "mining_round2" / "artifact.parquet")
     assert set(artifact.origin) & {"dense", "both"}   # the student's own shortlist entered round 2
+    # Pairs round 1 had scored keep round 1's teacher logit; only the others went to the teacher again.
+    earlier = pd.read_parquet(out / "mining" / "artifact.parquet").set_index(["qid", "docid"]).ce_score
+    shared = artifact.join(earlier.rename("round1"), on=["qid", "docid"], how="inner")
+    assert 0 < len(shared) < len(artifact)
+    assert (shared.ce_score == shared.round1).all()
+    assert (second["teacher_scored"], second["earlier_round_scores"]) == (len(artifact) - len(shared), len(shared))
+    assert "teacher_scored" not in first or first["earlier_round_scores"] == 0
     report = (out / "report" / "report.md").read_text()
     assert "Source: dev_epoch=*.metrics.json." in report   # the per-epoch section spans both rounds
 

@@ -144,6 +144,20 @@ def _label_columns(table: ShortlistTable, qrels: Mapping[str, Mapping[str, int]]
                          for c in out.columns})
 
 
+def earlier_scores(frame: pd.DataFrame, earlier: Sequence[pd.DataFrame]) -> np.ndarray:
+    """The teacher logit an earlier round's artifact holds for each (qid, docid) row of ``frame``, NaN where none
+    does: a later round re-mines largely the same pairs with the same frozen teacher, so only the new ones need it.
+    ``earlier``: frames with qid, docid and ce_score (the later one wins where both hold a pair)."""
+    found = np.full(len(frame), np.nan)
+    keys = pd.MultiIndex.from_arrays([frame["qid"], frame["docid"]])
+    for scored in earlier:
+        scored = scored.drop_duplicates(["qid", "docid"], keep="last")
+        at = pd.MultiIndex.from_arrays([scored["qid"], scored["docid"]]).get_indexer(keys)
+        hit = at >= 0
+        found[hit] = scored["ce_score"].to_numpy(dtype=np.float64)[at[hit]]
+    return found
+
+
 def teacher_scores(trainer: pl.Trainer, teacher: pl.LightningModule, frame: pd.DataFrame,
                    queries: Mapping[str, str], doc_text: Mapping[str, str], batch_size: int,
                    exchange: Path | None = None) -> np.ndarray:

@@ -66,6 +66,8 @@ class RunContext:
     teacher_run: dict | None = None     # the teacher reranking BM25's test top-k
     query_sets: dict | None = None      # name -> (QuerySet, BM25 run): what each round mines
     mined: dict | None = None           # this round's pairs, examples and record
+    # query set name -> the scored artifacts of earlier rounds: a later round's teacher scores only pairs they lack
+    scored_artifacts: dict[str, list] = field(default_factory=dict)
     rounds: list[dict] = field(default_factory=list)
     best: BestStudent = field(default_factory=BestStudent)
     epochs_done: int = 0                # distillation epochs of earlier rounds

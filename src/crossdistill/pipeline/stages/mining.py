@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 
+import numpy as np
 import pandas as pd
 from hydra.utils import instantiate
 from torch.utils.data import ConcatDataset
@@ -18,7 +19,7 @@ from crossdistill.data.weak import QuerySet
 from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
 from crossdistill.mining.miners import miner_identity
 from crossdistill.mining.pairs import margin_scale, student_agreement, student_margins
-from crossdistill.mining.scoring import shortlist_frame, teacher_scores
+from crossdistill.mining.scoring import earlier_scores, shortlist_frame, teacher_scores
 from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.data import bm25_depth
@@ -73,14 +74,24 @@ def mine_query_set(ctx: RunContext, name: str, query_set: QuerySet, bm25_run, mi
     df = shortlist_frame(shortlists, query_set.qrels)
     del shortlists, dense
 
+    earlier = [p for p in ctx.scored_artifacts.get(name, ()) if p.exists()]
+    counts = {}
+
     def score():
-        predictor = make_trainer(cfg, "mining", ctx.layout.root, logged=False, precision=cfg.inference_precision,
-                                 callbacks=[], max_epochs=1)   # made here: freed with what its loops hold
-        df["ce_score"] = teacher_scores(predictor, teacher, df, query_set.queries, query_set.doc_text,
-                                        teacher.hparams.inference_batch_size, exchange=ctx.layout.exchange)
-        # Lightning's prediction loop keeps every batch's indices (a Python int per pair) in reference cycles
-        del predictor
-        gc.collect()
+        # Pairs an earlier round of this run already had scored keep that logit (the same frozen teacher and texts):
+        # round 2 re-mines about half of round 1's pairs. Only the rest reach the teacher.
+        ce = earlier_scores(df, [pd.read_parquet(p, columns=["qid", "docid", "ce_score"]) for p in earlier])
+        todo = np.flatnonzero(np.isnan(ce))
+        counts.update(teacher_scored=len(todo), earlier_round_scores=len(df) - len(todo))
+        if len(todo):
+            predictor = make_trainer(cfg, "mining", ctx.layout.root, logged=False, precision=cfg.inference_precision,
+                                     callbacks=[], max_epochs=1)   # made here: freed with what its loops hold
+            ce[todo] = teacher_scores(predictor, teacher, df.iloc[todo], query_set.queries, query_set.doc_text,
+                                      teacher.hparams.inference_batch_size, exchange=ctx.layout.exchange)
+            # Lightning's prediction loop keeps every batch's indices (a Python int per pair) in reference cycles
+            del predictor
+            gc.collect()
+        df["ce_score"] = ce
         # The other signals a teacher ensemble may mix in: BM25 and the current student, for every pair.
         df["bm25_score"] = ctx.bm25_train.score_pairs(query_set.queries, df.qid, df.docid)
         df["dense_score"] = pair_scores(q_emb, ctx.corpus_emb, positions_in(pd.Index(qids), df.qid, "query set"),
@@ -88,10 +99,13 @@ def mine_query_set(ctx: RunContext, name: str, query_set: QuerySet, bm25_run, mi
         return df
 
     artifact, reused = load_or_build(path, score)
-    ctx.console.log(f"mining ({name} queries): {len(artifact)} scored pairs "
-                    f"({'reused: its key matched' if reused else 'new'}) -> {path}")
-    return {"scored": artifact, "info": {"artifact": str(path), "reused": reused,
-                                                     "shortlisted": len(artifact), "queries": len(qids)}}
+    ctx.scored_artifacts.setdefault(name, []).append(path)
+    how = "reused: its key matched" if reused else "new" if not counts.get("earlier_round_scores") else \
+        f"new; the teacher scored {counts['teacher_scored']}, {counts['earlier_round_scores']} kept an earlier " \
+        "round's score"
+    ctx.console.log(f"mining ({name} queries): {len(artifact)} scored pairs ({how}) -> {path}")
+    return {"scored": artifact, "info": {"artifact": str(path), "reused": reused, **counts,
+                                         "shortlisted": len(artifact), "queries": len(qids)}}
 
 
 def add_member_scores(ctx: RunContext, frame: pd.DataFrame, query_set: QuerySet) -> pd.DataFrame:
