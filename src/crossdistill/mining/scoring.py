@@ -149,6 +149,8 @@ def earlier_scores(frame: pd.DataFrame, earlier: Sequence[pd.DataFrame]) -> np.n
     does: a later round re-mines largely the same pairs with the same frozen teacher, so only the new ones need it.
     ``earlier``: frames with qid, docid and ce_score (the later one wins where both hold a pair)."""
     found = np.full(len(frame), np.nan)
+    if not earlier:   # round 1: no index over millions of keys
+        return found
     keys = pd.MultiIndex.from_arrays([frame["qid"], frame["docid"]])
     for scored in earlier:
         scored = scored.drop_duplicates(["qid", "docid"], keep="last")

@@ -86,7 +86,9 @@ def mine_query_set(ctx: RunContext, name: str, query_set: QuerySet, bm25_run, mi
         if len(todo):
             predictor = make_trainer(cfg, "mining", ctx.layout.root, logged=False, precision=cfg.inference_precision,
                                      callbacks=[], max_epochs=1)   # made here: freed with what its loops hold
-            ce[todo] = teacher_scores(predictor, teacher, df.iloc[todo], query_set.queries, query_set.doc_text,
+            # (round 1 passes the frame itself: no copy of millions of rows)
+            pending = df if len(todo) == len(df) else df[["qid", "docid"]].iloc[todo]
+            ce[todo] = teacher_scores(predictor, teacher, pending, query_set.queries, query_set.doc_text,
                                       teacher.hparams.inference_batch_size, exchange=ctx.layout.exchange)
             # Lightning's prediction loop keeps every batch's indices (a Python int per pair) in reference cycles
             del predictor
