@@ -38,7 +38,7 @@ def test_faiss_flat_returns_what_exact_search_returns():
 def test_approximate_indexes_keep_most_of_the_exact_top_100(kind):
     docs, queries = embeddings(3000), embeddings(50, seed=2)
     doc_ids, qids = [f"d{i}" for i in range(3000)], [f"q{i}" for i in range(50)]
-    index = FaissSearch(kind=kind)
+    index = FaissSearch(kind=kind, ef_search=128, nprobe=16)   # narrow: 16 of 219 cells, not all of them
     approx = index.search(queries, docs, qids, doc_ids, 100)
     assert index.approximate and all(len(hits) == 100 for hits in approx.values())
     assert recall_against_exact(approx, exact_search(queries, docs, qids, doc_ids, 100), 100) >= 0.9
@@ -48,3 +48,24 @@ def test_approximate_indexes_keep_most_of_the_exact_top_100(kind):
     assert index._built[1] is built
     index.search(queries, docs.clone(), qids, doc_ids, 5)
     assert index._built[1] is not built
+
+
+def test_the_static_benchmark_corpus_is_scifact_plus_distractors_of_its_own_sentences(tmp_path):
+    """benchmark_index.py --embeddings static: SciFact's documents verbatim, then distractors x0.. each made of
+    three sentences of one SciFact document and one of another; SciFact's test judgments point at the originals."""
+    import sys
+
+    from conftest import ROOT
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from benchmark_index import static_corpus
+
+    from crossdistill.data.weak import split_sentences
+
+    doc_ids, texts, queries, qrels = static_corpus(5_183 + 40, seed=3)
+    assert len(doc_ids) == len(texts) == 5_223 and doc_ids[5_183:] == [f"x{i}" for i in range(40)]
+    known = {s for t in texts[:5_183] for s in split_sentences(t)}
+    for text in texts[5_183:]:
+        parts = split_sentences(text)
+        assert 2 <= len(parts) <= 4 and set(parts) <= known
+    assert len(queries) == 300 and {d for judged in qrels.values() for d in judged} <= set(doc_ids[:5_183])
+    assert static_corpus(5_183 + 40, seed=3)[1] == texts   # seeded
