@@ -50,3 +50,23 @@ def test_two_sizes_run_end_to_end_and_give_growth_exponents(tmp_path):
     assert 0.0 <= large["student_ndcg@10"] <= 1.0 and large["mined_pairs"] > 0
     table = (bench / "scale.md").read_text()
     assert "| bm25 |" in table and "300 docs" in table
+
+
+def test_msmarco_on_paper_counts_only_the_pairs_round_two_sends_to_the_teacher():
+    from benchmark_scale import MSMARCO, msmarco_on_paper
+
+    stages = {s: {"wall_s": 10.0, "peak_rss_mb": 100.0} for s in ("data", "bm25", "zero_shot", "student")}
+    bench = {"sizes": {"1000": {"docs": 1000, "stages": stages, "peak_rss_mb": 100.0}}, "mining": {}}
+    teachers = {"bodies": {"minilm@128": {"inference_pairs_per_s": 100.0, "train_pairs_per_s": 20.0}}}
+    mined = {"shortlisted": 2000, "queries": 100, "pairs": 400}
+    run = {"stages": stages, "mining": mined,
+           "rounds": [{"round": 1}, {"round": 2, "shortlisted": 2000, "teacher_scored": 500}]}
+
+    def mining_row(default_run):
+        return next(line for line in msmarco_on_paper(bench, teachers, default_run) if line.startswith("| mining"))
+
+    pairs = 20 * MSMARCO["train_queries"]   # 20 pairs a query in round 1
+    assert f"{1.25 * pairs:,.0f} pairs" in mining_row(run) and "25% of its shortlists" in mining_row(run)
+    assert f"| {1.25 * pairs / 100 / 3600:,.1f} |" in mining_row(run)
+    # a run recorded before round 2 kept round 1's scores: both rounds scored in full
+    assert f"{2 * pairs:,.0f} pairs" in mining_row({"stages": stages, "mining": mined})
