@@ -80,7 +80,7 @@ def static_corpus(n_docs: int, seed: int = 0) -> tuple[list[str], list[str], dic
 def static_encoder():
     """all-MiniLM-L6-v2's input token vectors, mean-pooled: a sentence-transformers StaticEmbedding model."""
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import StaticEmbedding
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
     from transformers import AutoModel, AutoTokenizer
 
     from crossdistill.models.references import resolve_model
@@ -130,7 +130,7 @@ def scale_embeddings(n_docs: int, work: Path):
 DESCRIPTION = {
     "scale": "the scale benchmark's {docs:,}-document corpus (tiny encoder, {dim} dims, zero-shot embeddings) with "
              "its {queries} test queries. The tiny encoder's embeddings are barely clustered, a hard case for "
-             "approximate search; trained encoders' are easier.",
+             "approximate search.",
     "static": "SciFact's 5,183 documents among distractor passages of SciFact sentences, {docs:,} in all, embedded "
               "by all-MiniLM-L6-v2's token vectors mean-pooled (sentence-transformers StaticEmbedding, {dim} dims), "
               "with SciFact's {queries} test queries and judgments: text with topics, as real corpora have.",
