@@ -100,3 +100,30 @@ def test_subprocess_ddp_mines_the_artifact_one_process_mines(tiny_bert, tiny_bei
     assert double.ce_score.to_numpy() == pytest.approx(single.ce_score.to_numpy(), abs=1e-4)
     assert (out / "student" / "modules.json").exists() and "student" in results["systems"]
     assert not (out / ".exchange").exists() or not any((out / ".exchange").iterdir())
+
+
+def test_subprocess_ddp_round_two_sends_only_new_pairs_to_the_teacher(tiny_bert, tiny_beir, tmp_path):
+    """Under strategy=ddp every rank decides alike which round-2 pairs already hold round 1's logit (both read the
+    same artifact), so they predict the same remainder together; the kept logits are round 1's."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from conftest import ROOT
+
+    out = tmp_path / "two"
+    overrides = [o for o in tiny_overrides(tiny_bert, tiny_beir, out, tmp_path / "cache")
+                 if "paths" not in o and not o.startswith("rounds.count")]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *overrides, "student_data.epochs=1", "rounds.count=2",
+         "rounds.miner.depth=6", "trainer=ddp", "trainer.strategy=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+         "trainer.precision=auto", f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={out}", "logger=none"],
+        capture_output=True, text=True, timeout=900, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    second = json.loads((out / "results.json").read_text())["rounds"][1]
+    earlier = pd.read_parquet(out / "mining" / "artifact.parquet").set_index(["qid", "docid"]).ce_score
+    artifact = pd.read_parquet(out / "mining_round2" / "artifact.parquet")
+    shared = artifact.join(earlier.rename("round1"), on=["qid", "docid"], how="inner")
+    assert 0 < len(shared) < len(artifact) and (shared.ce_score == shared.round1).all()
+    assert (second["teacher_scored"], second["earlier_round_scores"]) == (len(artifact) - len(shared), len(shared))
