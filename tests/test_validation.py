@@ -25,6 +25,9 @@ CASES = [
     ("student.model=/no/such/model", "student.model", "not a local folder"),       # a model that is not there
     ("inference_precision=fp8", "inference_precision", "bf16-mixed"),
     ("bm25.backend=rust", "bm25.backend", "numba"),
+    # index settings: once a FAISS error after the teacher had trained
+    ("evaluation/index=faiss_ivf evaluation.index.nprobe=0", "evaluation.index.nprobe", ">= 1"),
+    ("evaluation/index=faiss_hnsw evaluation.index.kind=lsh", "evaluation.index.kind", "hnsw"),
 ]
 
 
@@ -32,7 +35,7 @@ CASES = [
 def test_bad_value_exits_2_naming_the_key_before_any_stage(override, key, allowed, tiny_bert, tiny_beir, tmp_path,
                                                            monkeypatch, capsys):
     out, cache = tmp_path / "out", tmp_path / "cache"
-    argv = tiny_overrides(tiny_bert, tiny_beir, out, cache) + [override, f"hydra.run.dir={out}"]   # retrieval depth 20
+    argv = tiny_overrides(tiny_bert, tiny_beir, out, cache) + [*override.split(), f"hydra.run.dir={out}"]   # depth 20
     monkeypatch.setattr(sys, "argv", ["train.py", *argv])
     with pytest.raises(SystemExit) as exit_:
         cli.train()
@@ -60,6 +63,16 @@ def test_numba_backend_without_numba_is_named(tiny_bert, tiny_beir, tmp_path, mo
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "numba" else find_spec(name, *a))
     cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path / "out", tmp_path / "cache") + ["bm25.backend=numba"])
     with pytest.raises(ConfigError, match=r"bm25.backend='numba': needs numba installed"):
+        validate(cfg)
+
+
+def test_a_faiss_index_without_faiss_is_named(tiny_bert, tiny_beir, tmp_path, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "faiss" else find_spec(name, *a))
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path / "out", tmp_path / "cache") + ["evaluation/index=faiss_hnsw"])
+    with pytest.raises(ConfigError, match=r"evaluation.index='faiss_hnsw': needs faiss installed"):
         validate(cfg)
 
 

@@ -90,6 +90,10 @@ RULES: dict[str, Rule] = {
     "weak_supervision.min_words": POSITIVE, "weak_supervision.distill_queries": COUNT,
     "weak_supervision.kind": choice("title", "sentence"), "weak_supervision.max_words": POSITIVE,
     "bm25.backend": choice("numpy", "numba"),
+    "evaluation.index.kind": choice("flat", "hnsw", "ivf"), "evaluation.index.hnsw_m": integer(2),
+    "evaluation.index.ef_construction": POSITIVE, "evaluation.index.ef_search": POSITIVE,
+    "evaluation.index.nlist": either(NONE, POSITIVE), "evaluation.index.nprobe": POSITIVE,
+    "evaluation.index.batch_size": POSITIVE,
 }
 
 
@@ -100,6 +104,10 @@ def _check_values(cfg: DictConfig) -> None:
             raise ConfigError(key, value, rule.allowed)
     if OmegaConf.select(cfg, "bm25.backend") == "numba" and importlib.util.find_spec("numba") is None:
         raise ConfigError("bm25.backend", "numba", "needs numba installed (pip install \"crossdistill[numba]\")")
+    index = OmegaConf.select(cfg, "evaluation.index._target_")
+    if index is not None and index.endswith(".FaissSearch") and importlib.util.find_spec("faiss") is None:
+        raise ConfigError("evaluation.index", f"faiss_{OmegaConf.select(cfg, 'evaluation.index.kind')}",
+                          "needs faiss installed (pip install \"crossdistill[faiss]\")")
     retrieval, rerank = (OmegaConf.select(cfg, f"evaluation.{k}") for k in ("retrieval_depth", "rerank_depth"))
     if retrieval is not None and rerank is not None and rerank > retrieval:
         raise ConfigError("evaluation.rerank_depth", rerank, f"must be <= evaluation.retrieval_depth ({retrieval})")
