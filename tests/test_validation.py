@@ -56,23 +56,18 @@ def test_an_unwritable_cache_folder_is_named(tiny_bert, tiny_beir, tmp_path):
         validate(cfg)
 
 
-def test_numba_backend_without_numba_is_named(tiny_bert, tiny_beir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("module,override,message", [
+    ("numba", "bm25.backend=numba", r"bm25.backend='numba': needs numba installed"),
+    ("faiss", "evaluation/index=faiss_hnsw", r"evaluation.index='faiss_hnsw': needs faiss installed"),
+])
+def test_an_optional_backend_that_is_not_installed_is_named(module, override, message, tiny_bert, tiny_beir, tmp_path,
+                                                            monkeypatch):
     import importlib.util
 
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "numba" else find_spec(name, *a))
-    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path / "out", tmp_path / "cache") + ["bm25.backend=numba"])
-    with pytest.raises(ConfigError, match=r"bm25.backend='numba': needs numba installed"):
-        validate(cfg)
-
-
-def test_a_faiss_index_without_faiss_is_named(tiny_bert, tiny_beir, tmp_path, monkeypatch):
-    import importlib.util
-
-    find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "faiss" else find_spec(name, *a))
-    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path / "out", tmp_path / "cache") + ["evaluation/index=faiss_hnsw"])
-    with pytest.raises(ConfigError, match=r"evaluation.index='faiss_hnsw': needs faiss installed"):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == module else find_spec(name, *a))
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path / "out", tmp_path / "cache") + [override])
+    with pytest.raises(ConfigError, match=message):
         validate(cfg)
 
 
