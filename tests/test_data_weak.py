@@ -5,7 +5,7 @@ import pytest
 
 from conftest import write_tiny_beir
 from crossdistill.data.source import BeirSource
-from crossdistill.data.weak import PREFIX, TitlePseudoQueries
+from crossdistill.data.weak import PREFIX, TitlePseudoQueries, teacher_judgments
 
 
 @pytest.fixture
@@ -99,6 +99,53 @@ def write_sentence_beir(folder, n_docs: int = 40, n_test: int = 6, seed: int = 0
     (folder / "queries.jsonl").write_text("\n".join(queries) + "\n")
     (folder / "qrels" / "test.tsv").write_text("\n".join(qrels) + "\n")
     return folder
+
+
+def test_unjudged_queries_are_those_no_split_in_use_judges(tmp_path):
+    """The train split's queries with their labels withheld; never a test query, a query whose text is a test
+    query's, or a pseudo-query; None with labels, when off, or when every query is judged."""
+    import json
+
+    folder = write_tiny_beir(tmp_path / "beir", n_docs=40, n_train=10, n_test=6)
+    queries = [json.loads(line) for line in (folder / "queries.jsonl").read_text().splitlines()]
+    texts = {q["_id"]: q["text"] for q in queries}
+    # q0 repeats test query q10's text (a duplicate across splits must not leak the test split in)
+    with open(folder / "queries.jsonl", "w") as f:
+        for q in queries:
+            f.write(json.dumps({"_id": q["_id"], "text": texts["q10"].upper() if q["_id"] == "q0" else q["text"]}) + "\n")
+    unlabelled = BeirSource(path=str(folder), train_labels=False).load(tmp_path / "cache")
+    weak = TitlePseudoQueries(train_queries=12, dev_queries=5, min_words=3, seed=1, unjudged_queries=True)
+    data = weak.apply(unlabelled)
+    unjudged = weak.unjudged(data)
+    assert sorted(unjudged.queries) == sorted(f"q{i}" for i in range(1, 10))
+    assert unjudged.queries["q3"] == texts["q3"] and unjudged.qrels == {}
+    assert unjudged.doc_text is data.train_doc_text   # the documents as training reads them (titles hidden)
+    assert TitlePseudoQueries(min_words=3, unjudged_queries=False).unjudged(data) is None
+    labelled = BeirSource(path=str(folder), dev_size=3).load(tmp_path / "cache2")
+    assert weak.unjudged(labelled) is None
+    only_test = write_tiny_beir(tmp_path / "only-test", n_docs=40, n_train=0, n_test=6)
+    (only_test / "qrels" / "train.tsv").unlink()   # BEIR folders that ship test queries only
+    data = weak.apply(BeirSource(path=str(only_test), train_labels=False).load(tmp_path / "cache3"))
+    assert weak.unjudged(data) is None
+
+
+def test_teacher_judgments_are_each_querys_top_documents():
+    scores = {("a", "d1"): 0.1, ("a", "d2"): 2.0, ("a", "d3"): 1.0, ("a", "d4"): 1.0, ("b", "d1"): -1.0}
+    # ties: the earlier pair wins (d3 before d4)
+    assert teacher_judgments(scores, 2) == {"a": {"d2": 1, "d3": 1}, "b": {"d1": 1}}
+    assert teacher_judgments(scores, 1) == {"a": {"d2": 1}, "b": {"d1": 1}}
+
+
+def test_unjudged_queries_hold_out_a_dev_set(tmp_path):
+    from crossdistill.data.weak import QuerySet
+
+    qs = QuerySet(queries={f"q{i}": f"text {i}" for i in range(10)}, qrels={}, doc_text={})
+    train, dev = TitlePseudoQueries(dev_queries=3, seed=1).split_unjudged(qs)
+    assert len(dev) == 3 and sorted(set(train.queries) | set(dev)) == sorted(qs.queries)
+    assert not set(train.queries) & set(dev) and all(train.queries[q] == qs.queries[q] for q in train.queries)
+    assert TitlePseudoQueries(dev_queries=3, seed=1).split_unjudged(qs)[1] == dev   # seeded
+    train, dev = TitlePseudoQueries(dev_queries=6, seed=1).split_unjudged(qs)   # fewer than twice dev_queries
+    assert dev == [] and train is qs
 
 
 def test_split_sentences_and_cloze():

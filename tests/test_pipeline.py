@@ -239,6 +239,39 @@ def test_label_free_mode_trains_on_title_pseudo_queries(tiny_bert, tiny_beir, tm
                                                        rel=1e-5)
 
 
+def test_label_free_mode_distils_on_the_unjudged_queries(tiny_bert, tiny_beir, tmp_path):
+    """unjudged_queries: with the train qrels withheld, the student distils on the train split's query texts (no split
+    in use judges them), each query's pairs the teacher's top 2 of its shortlist against the rest; dev_queries of them
+    are held out as dev, judged by the teacher (its top 2); the teacher still learns from title pseudo-queries, and
+    no test query is mined or becomes dev."""
+    out = tmp_path / "run"
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, out, tmp_path / "cache") + [
+        "data.train_labels=false", "weak_supervision.unjudged_queries=true", "weak_supervision.train_queries=20",
+        "weak_supervision.dev_queries=6", "weak_supervision.min_words=3", "student_data.epochs=1",
+        "pairs.pairs_per_query=2", "ensemble.weights={cross_encoder: 1.0, bm25: 1.0, zero_shot: 1.0}"])
+    run(cfg)
+    results = json.loads((out / "results.json").read_text())
+    train_split = {f"q{i}" for i in range(24)}   # write_tiny_beir: q0..q23 train, q24..q31 test
+    artifact = pd.read_parquet(out / "mining" / "artifact.parquet")
+    dev = pd.read_parquet(out / "traces" / "dev_init.parquet")
+    mined, held_out = set(artifact.qid), set(dev.qid)
+    assert len(held_out) == 6 and len(mined) == 18 and mined | held_out == train_split and not mined & held_out
+    assert (artifact.label == 0).all()   # no judgment reaches the mined pairs
+    assert results["mining"]["query_set"] == "unjudged" and results["mining"]["queries"] == 18
+    assert results["evaluation"]["dev_judgments"].startswith("held-out unjudged queries")
+    assert results["teacher"]["ensemble"]["chosen_on"] == "config"
+    pairs = pd.read_parquet(out / "mining" / "pairs.parquet")
+    assert set(pairs.qid) == mined and pairs.groupby("qid").size().eq(2).all()
+    # docid_a is among the teacher's top 2 of the query's shortlist, docid_b below them
+    rank = artifact.assign(r=artifact.groupby("qid").teacher_score.rank(ascending=False, method="first"))
+    rank = rank.set_index(["qid", "docid"]).r
+    assert (rank.loc[list(zip(pairs.qid, pairs.docid_a))].to_numpy() <= 2).all()
+    assert (rank.loc[list(zip(pairs.qid, pairs.docid_b))].to_numpy() > 2).all()
+    assert (pairs.margin > 0).all()
+    # dev: each held-out query judged by the teacher, its top 2 relevant
+    assert dev[dev.label > 0].groupby("qid").size().eq(2).all() and dev[dev.label > 0].qid.nunique() == 6
+
+
 def test_label_free_sentence_pseudo_queries(tiny_bert, tmp_path):
     """kind=sentence: each pseudo-query is a sentence of a body, and everything training and dev read (BM25 included)
     shows its document without that sentence."""

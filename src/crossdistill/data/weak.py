@@ -10,6 +10,11 @@ documents.
 Two uses: label-free mode, for datasets without train qrels (GPL's setting), where these are the only train and dev
 queries; and domain adaptation of the student beside the labelled queries (``distill_queries``), where the teacher
 scores their shortlists like any other and the student learns the corpus' vocabulary from its margins.
+
+Label-free mode may also distil on the collection's own **unjudged queries** (``unjudged_queries``): the texts in
+queries.jsonl that no split in use judges (a query log without labels). Never a test query, nor one whose text is a
+test query's: the report stays untouched. The pseudo-queries still train the teacher and choose the ensemble's
+weights; some of the unjudged queries, held out and judged by the teacher, become dev (pipeline/stages/unjudged.py).
 """
 from __future__ import annotations
 
@@ -46,6 +51,16 @@ def cloze(body: str, rng: random.Random, min_words: int, max_words: int) -> tupl
     return sentences[i], " ".join(sentences[:i] + sentences[i + 1:])
 
 
+def teacher_judgments(scores: Mapping[tuple[str, str], float], top: int) -> Qrels:
+    """Each query's ``top`` documents by the teacher's score (ties: the earlier pair) as its relevant ones: the
+    judgments of a dev set whose queries have none, so that dev measures how well the student retrieves what the
+    teacher ranks first on queries it never trained on."""
+    by_query: dict[str, list[tuple[float, int, str]]] = {}
+    for i, ((qid, docid), score) in enumerate(scores.items()):
+        by_query.setdefault(qid, []).append((-float(score), i, docid))
+    return {q: {d: 1 for _, _, d in sorted(rows)[:top]} for q, rows in by_query.items()}
+
+
 def usable_title_rows(titles: Sequence[str], bodies: Sequence[str], min_words: int) -> list[int]:
     """Rows of the documents whose title can be a query: at least ``min_words`` words, and a non-empty body."""
     return [i for i, (t, b) in enumerate(zip(titles, bodies)) if len(t.split()) >= min_words and b.strip()]
@@ -69,7 +84,7 @@ class TitlePseudoQueries:
     """
 
     def __init__(self, train_queries: int = 1500, dev_queries: int = 100, min_words: int = 4, seed: int = 13,
-                 distill_queries: int = 0, kind: str = "title", max_words: int = 40):
+                 distill_queries: int = 0, kind: str = "title", max_words: int = 40, unjudged_queries: bool = False):
         if train_queries < 1 or dev_queries < 1:
             raise ValueError(f"weak_supervision needs >= 1 train and dev query, got {train_queries}, {dev_queries}")
         if distill_queries < 0:
@@ -81,6 +96,7 @@ class TitlePseudoQueries:
         self.train_queries, self.dev_queries = train_queries, dev_queries
         self.min_words, self.seed, self.distill_queries = min_words, seed, distill_queries
         self.kind, self.max_words = kind, max_words
+        self.unjudged_queries = bool(unjudged_queries)
         self.prefix = PREFIX if kind == "title" else SENTENCE_PREFIX
 
     def _usable_titles(self, data: PreparedData, excluded: Collection[str]) -> list[tuple[str, str]]:
@@ -143,6 +159,31 @@ class TitlePseudoQueries:
         p = self.prefix
         return QuerySet(queries={p + d: q for d, q, _ in chosen}, qrels={p + d: {d: 1} for d, _, _ in chosen},
                         doc_text=self._training_view(data, chosen))
+
+    def unjudged(self, data: PreparedData) -> QuerySet | None:
+        """Label-free mode with ``unjudged_queries``: the collection's queries that no split in use judges, shown
+        the documents as training reads them, with no judgments (their pairs come from the teacher's order). None
+        when off, with labels, or when the collection holds no such query (BEIR folders often ship test queries
+        only); queries whose text is a test query's are left out too."""
+        if not self.unjudged_queries or not data.label_free:
+            return None
+        judged = {q for split in data.qrels.values() for q in split}
+        test_texts = {data.dataset.queries[q].strip().lower() for q in data.qrels["test"] if q in data.dataset.queries}
+        queries = {q: text for q, text in data.dataset.queries.items()
+                   if q not in judged and not q.startswith((PREFIX, SENTENCE_PREFIX)) and text.strip()
+                   and text.strip().lower() not in test_texts}
+        return QuerySet(queries=queries, qrels={}, doc_text=data.train_doc_text) if queries else None
+
+    def split_unjudged(self, query_set: QuerySet) -> tuple[QuerySet, list[str]]:
+        """(the unjudged queries to distil on, ``dev_queries`` of them held out for dev, in a seeded draw); nothing
+        held out when fewer than twice ``dev_queries`` exist (dev then stays the pseudo-queries')."""
+        qids = sorted(query_set.queries)
+        if len(qids) < 2 * self.dev_queries:
+            return query_set, []
+        random.Random(f"{self.seed}:unjudged").shuffle(qids)
+        dev = sorted(qids[: self.dev_queries])
+        train = {q: query_set.queries[q] for q in sorted(qids[self.dev_queries:])}
+        return dataclasses.replace(query_set, queries=train), dev
 
     def apply(self, data: PreparedData) -> PreparedData:
         test_docs = {d for judged in data.qrels["test"].values() for d in judged}

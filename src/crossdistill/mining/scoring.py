@@ -120,7 +120,8 @@ def _label_columns(table: ShortlistTable, qrels: Mapping[str, Mapping[str, int]]
     keys = pd.MultiIndex.from_arrays([cands["qid"], cands["docid"]])
     grades = np.asarray(grades, dtype=np.int64)
     at = judged.get_indexer(keys)   # (qid, docid) pairs of a qrels mapping are unique
-    out = cands.assign(label=np.where(at >= 0, grades[np.maximum(at, 0)], 0))
+    # (position -1, not judged: label 0; appended so that a query set with no judgment at all indexes something)
+    out = cands.assign(label=np.append(grades, 0)[at])
     if not include_positives:
         return out
     shortlisted = np.zeros(len(grades), dtype=bool)

@@ -1,4 +1,5 @@
 """The training pipeline: data -> BM25 -> teacher -> zero-shot student -> teacher ensemble (weights on dev) ->
+[label-free on unjudged queries: their distillation set and teacher-judged dev] ->
 (mining -> distillation) x rounds -> test -> export -> report. Each stage is timed with its peak memory (results.json ``stages``)."""
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from crossdistill.pipeline.stages.outputs import Export, Report
 from crossdistill.pipeline.stages.student import (ChooseEnsemble, DistillRound, FinalTest, RoundTest,
                                                   ShareTestEncoding, ZeroShotBaseline, ZeroShotStudent)
 from crossdistill.pipeline.stages.teacher import TeacherRerank, TrainTeacher
+from crossdistill.pipeline.stages.unjudged import UnjudgedQueries
 
 
 def train_stages(rounds: int) -> Iterator[Stage]:
-    yield from (PrepareData(), IndexBM25(), TrainTeacher(), ZeroShotStudent(), ChooseEnsemble(), ZeroShotBaseline(),
-                TeacherRerank())
+    yield from (PrepareData(), IndexBM25(), TrainTeacher(), ZeroShotStudent(), ChooseEnsemble(), UnjudgedQueries(),
+                ZeroShotBaseline(), TeacherRerank())
     for r in range(1, rounds + 1):
         yield from (MineRound(r), DistillRound(r))
         if rounds > 1:

@@ -89,6 +89,7 @@ RULES: dict[str, Rule] = {
     "weak_supervision.train_queries": POSITIVE, "weak_supervision.dev_queries": POSITIVE,
     "weak_supervision.min_words": POSITIVE, "weak_supervision.distill_queries": COUNT,
     "weak_supervision.kind": choice("title", "sentence"), "weak_supervision.max_words": POSITIVE,
+    "weak_supervision.unjudged_queries": BOOLEAN,
     "bm25.backend": choice("numpy", "numba"),
     "evaluation.index.kind": choice("flat", "hnsw", "ivf"), "evaluation.index.hnsw_m": integer(2),
     "evaluation.index.ef_construction": POSITIVE, "evaluation.index.ef_search": POSITIVE,

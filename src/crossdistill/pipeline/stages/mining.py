@@ -18,7 +18,7 @@ from crossdistill.data.beir import DataError
 from crossdistill.data.weak import QuerySet
 from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
 from crossdistill.mining.miners import miner_identity
-from crossdistill.mining.pairs import margin_scale, student_agreement, student_margins
+from crossdistill.mining.pairs import TeacherTopVsRest, margin_scale, student_agreement, student_margins
 from crossdistill.mining.scoring import earlier_scores, shortlist_frame, teacher_scores
 from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
@@ -31,7 +31,8 @@ from crossdistill.student.data import pair_examples
 
 def distillation_query_sets(ctx: RunContext) -> dict:
     """The labelled train queries, plus title pseudo-queries when ``weak_supervision.distill_queries`` asks (never
-    from the documents whose titles the teacher learned as queries)."""
+    from the documents whose titles the teacher learned as queries). (Label-free mode on unjudged queries sets its
+    own: stages/unjudged.py.)"""
     data, cfg = ctx.data, ctx.cfg
     sets = {"train": (QuerySet({q: data.dataset.queries[q] for q in data.train_qids}, data.qrels["train"],
                                data.train_doc_text), ctx.bm25_runs["train"])}
@@ -41,6 +42,14 @@ def distillation_query_sets(ctx: RunContext) -> dict:
         ctx.console.log(f"distillation: {len(pseudo.queries)} title pseudo-queries beside {len(data.train_qids)} "
                         "labelled ones (none from dev/test-judged documents or the teacher's title queries)")
     return sets
+
+
+def unjudged_pairs(strategy) -> TeacherTopVsRest:
+    """Pairs for queries without judgments: the teacher's top of each shortlist against the rest (``pairs``' own
+    settings when it is that strategy already, else its pairs per query and seed with the top 2)."""
+    if isinstance(strategy, TeacherTopVsRest):
+        return strategy
+    return TeacherTopVsRest(pairs_per_query=strategy.pairs_per_query, seed=strategy.seed)
 
 
 def check_shortlists(shortlists, doc_index, miner) -> None:
@@ -140,17 +149,18 @@ class MineRound(Stage):
         miner = instantiate(cfg.miner if self.round == 1 else cfg.rounds.miner)
         ensemble, strategy = ctx.ensemble, instantiate(cfg.pairs)
         scored, pairs, examples, info = [], [], [], {}
+        main = next(iter(ctx.query_sets))
         for name, (query_set, bm25_run) in ctx.query_sets.items():
             mined = mine_query_set(ctx, name, query_set, bm25_run, miner)
             frame = add_member_scores(ctx, mined["scored"], query_set)
             frame["teacher_score"] = ensemble.combine(frame)
-            set_pairs = strategy.build(frame)
+            set_pairs = (strategy if query_set.qrels else unjudged_pairs(strategy)).build(frame)
             scored.append(frame)
             pairs.append(set_pairs)
             examples.append(pair_examples(set_pairs, query_set.queries, query_set.doc_text))
-            # The labelled set keeps the record's top-level keys; others are recorded under their own name.
-            if name == "train":
-                info.update(mined["info"])
+            # The main set (labelled, or unjudged) keeps the record's top-level keys; others are under their own name.
+            if name == main:
+                info.update(mined["info"], **({} if name == "train" else {"query_set": name}))
             else:
                 info[name] = {**mined["info"], "pairs": len(set_pairs)}
         # (one query set: its frames as they are; concatenating copies millions of rows)
