@@ -27,15 +27,27 @@ BASE = ["teacher=minilm"]
 VARIANTS: dict[str, tuple[list[str], str]] = {
     "default": ([], "the default pipeline (teacher = ensemble of the trained cross-encoder, BM25 and the zero-shot "
                 "student, weights chosen on dev)"),
-    "label_free": (["experiment=label_free", "rounds.count=1"], "no train qrels: title pseudo-queries only"),
-    "label_free_sentence": (["experiment=label_free", "rounds.count=1", "weak_supervision.kind=sentence"],
+    "label_free": (["experiment=label_free", "rounds.count=1", "weak_supervision.unjudged_queries=false"],
+                   "no train qrels: title pseudo-queries only"),
+    "label_free_unjudged": (["experiment=label_free", "rounds.count=1", "weak_supervision.unjudged_queries=true"],
+                            "no train qrels: the student distils on the collection's unjudged queries (SciFact's "
+                            "train query texts without their judgments; pairs: the teacher's top 2 vs the rest); dev: "
+                            "100 of them held out, judged by the teacher (its top 2); the title pseudo-queries train "
+                            "the teacher and choose the ensemble's weights"),
+    "label_free_rounds2": (["experiment=label_free"], "experiment=label_free as users run it: label_free_unjudged "
+                           "with the default two rounds (round 2 re-mines the unjudged queries with the round-1 "
+                           "student, BM25 + student fused)"),
+    "label_free_sentence": (["experiment=label_free", "rounds.count=1", "weak_supervision.unjudged_queries=false",
+                             "weak_supervision.kind=sentence"],
                             "no train qrels: one sentence of each body as the query for the rest of its document "
                             "(inverse cloze)"),
-    "label_free_sentence_mmse": (["experiment=label_free", "rounds.count=1", "weak_supervision.kind=sentence",
+    "label_free_sentence_mmse": (["experiment=label_free", "rounds.count=1", "weak_supervision.unjudged_queries=false",
+                                  "weak_supervision.kind=sentence",
                                   "student.in_batch_weight=0"],
                                  "label_free_sentence learning from the teacher's margins alone (GPL's loss): no "
                                  "in-batch term that treats the pseudo-query's document as the one positive"),
-    "label_free_unguarded": (["experiment=label_free", "rounds.count=1", "ensemble.saturated=1.01",
+    "label_free_unguarded": (["experiment=label_free", "rounds.count=1", "weak_supervision.unjudged_queries=false",
+                              "ensemble.saturated=1.01",
                               "rounds.keep_zero_shot=false"],
                              "label_free with ensemble weights chosen on its saturated dev and the distilled student "
                              "kept even when dev ranks it below the zero-shot start (the code of 2026-11-29 before "
@@ -44,7 +56,7 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "teacher_alone": (["ensemble=cross_encoder"], "the teacher is the lone cross-encoder (raw logits): the default "
                       "until 2026-11-29"),
     "label_free_teacher_alone": (["experiment=label_free", "rounds.count=1",
-                                   "ensemble=cross_encoder"],
+                                  "weak_supervision.unjudged_queries=false", "ensemble=cross_encoder"],
                                  "label_free with the lone cross-encoder teacher"),
     "rounds1": (["rounds.count=1",
                                    "ensemble=cross_encoder"],

@@ -48,8 +48,12 @@ def test_config_composes_and_instantiates(group, option, tiny_bert, tiny_beir, t
         assert cfg.data.train_labels is False
         data = instantiate(cfg.data).load(tmp_path / "cache")
         assert data.train_qids == [] and data.qrels["test"]
-        pseudo = instantiate(cfg.weak_supervision, min_words=3, dev_queries=5).apply(data)
+        weak = instantiate(cfg.weak_supervision, min_words=3, dev_queries=5)
+        pseudo = weak.apply(data)
         assert pseudo.label_free and pseudo.train_qids
+        # the experiment distils on the train split's queries, their judgments withheld
+        assert cfg.weak_supervision.unjudged_queries is True
+        assert sorted(weak.unjudged(pseudo).queries) == sorted(set(data.dataset.queries) - set(data.qrels["test"]))
         return
     if group == "experiment" and option == "gpu_strong":
         cfg = compose(["experiment=gpu_strong"])   # the tiny overrides pin one round
