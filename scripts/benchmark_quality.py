@@ -37,6 +37,10 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "label_free_rounds2": (["experiment=label_free"], "experiment=label_free as users run it: label_free_unjudged "
                            "with the default two rounds (round 2 re-mines the unjudged queries with the round-1 "
                            "student, BM25 + student fused)"),
+    "label_free_unjudged_equal": (["experiment=label_free", "rounds.count=1", "weak_supervision.unjudged_queries=true",
+                                   "ensemble.weights={cross_encoder: 1, bm25: 1, zero_shot: 1}"],
+                                  "label_free_unjudged with the ensemble's weights fixed equal instead of chosen on "
+                                  "the title dev (which chose BM25 alone)"),
     "label_free_sentence": (["experiment=label_free", "rounds.count=1", "weak_supervision.unjudged_queries=false",
                              "weak_supervision.kind=sentence"],
                             "no train qrels: one sentence of each body as the query for the rest of its document "
