@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -170,7 +171,13 @@ def describe(m: dict) -> str:
 def run_variant(name: str, overrides: list[str], extra: list[str]) -> dict:
     out = ROOT / "outputs" / "benchmark_quality" / name
     command = ["python", "train.py", *BASE, *overrides, *extra]
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        # A run folder keeps each finished round's weights by content key (stages/), and a rerun into it loads them
+        # instead of training: its wall time would not be the variant's. The last run's folder is kept beside it.
+        previous = out.with_name(f"{name}.previous")
+        shutil.rmtree(previous, ignore_errors=True)
+        out.rename(previous)
+    out.mkdir(parents=True)
     with open(out / "train.log", "w") as log:
         proc = subprocess.run([sys.executable, "train.py", *BASE, *overrides, *extra, f"hydra.run.dir={out}"],
                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

@@ -46,3 +46,24 @@ def test_write_outputs_replaces_only_the_marked_block(tmp_path):
     assert "| distilled student | 0.600 |" in text
     assert json.loads((tmp_path / "quality.json").read_text()) == bench
     assert (tmp_path / "quality.md").read_text().startswith("# Quality benchmark")
+
+
+def test_a_variant_reruns_in_an_empty_folder_and_keeps_the_last_one_beside_it(tmp_path, monkeypatch):
+    """A run folder's finished rounds (stages/) would be loaded, not trained: the rerun's wall time would be void."""
+    out = tmp_path / "outputs" / "benchmark_quality" / "v"
+    (out / "stages").mkdir(parents=True)
+    (out / "stages" / "round1.json").write_text("{}")
+    seen = {}
+
+    def fake_run(args, cwd, stdout, stderr):
+        seen["contents"] = sorted(p.name for p in out.iterdir())
+        return type("Done", (), {"returncode": 0})()
+
+    monkeypatch.setattr(bq, "ROOT", tmp_path)
+    monkeypatch.setattr(bq.subprocess, "run", fake_run)
+    monkeypatch.setattr(bq, "collect", lambda folder, command: {"folder": folder})
+    assert bq.run_variant("v", [], []) == {"folder": out}
+    assert seen["contents"] == ["train.log"]   # nothing of the last run where train.py writes
+    assert (out.with_name("v.previous") / "stages" / "round1.json").exists()
+    bq.run_variant("v", [], [])   # a second rerun replaces the older copy
+    assert sorted(p.name for p in out.with_name("v.previous").iterdir()) == ["train.log"]
