@@ -52,7 +52,8 @@ def test_approximate_indexes_keep_most_of_the_exact_top_100(kind):
 
 def test_the_static_benchmark_corpus_is_scifact_plus_distractors_of_its_own_sentences(tmp_path):
     """benchmark_index.py --embeddings static: SciFact's documents verbatim, then distractors x0.. each made of
-    three sentences of one SciFact document and one of another; SciFact's test judgments point at the originals."""
+    three sentences of one SciFact document and one of another; SciFact's test judgments point at the originals.
+    No distractor opens with a document's first sentence (its title): a truncating encoder would see a copy."""
     import sys
 
     from conftest import ROOT
@@ -61,11 +62,29 @@ def test_the_static_benchmark_corpus_is_scifact_plus_distractors_of_its_own_sent
 
     from crossdistill.data.weak import split_sentences
 
-    doc_ids, texts, queries, qrels = static_corpus(5_183 + 40, seed=3)
-    assert len(doc_ids) == len(texts) == 5_223 and doc_ids[5_183:] == [f"x{i}" for i in range(40)]
-    known = {s for t in texts[:5_183] for s in split_sentences(t)}
+    doc_ids, texts, queries, qrels = static_corpus(5_183 + 2_000, seed=3)
+    assert len(doc_ids) == len(texts) == 7_183 and doc_ids[5_183:] == [f"x{i}" for i in range(2_000)]
+    # Each distractor is SciFact sentences joined by spaces (read back greedily: re-splitting the text would merge a
+    # sentence without end punctuation with the next).
+    known: dict[tuple[str, ...], set[str]] = {}
+    for t in texts[:5_183]:
+        for sentence in split_sentences(t):
+            known.setdefault(tuple(sentence.split(" ")[:2]), set()).add(sentence)
+    openings = {split_sentences(t)[0] for t in texts[:5_183]}
+
+    def sentences_of(text: str) -> list[str]:
+        parts = []
+        while text:
+            words = text.split(" ")[:2]
+            fits = [s for s in known.get(tuple(words), set()) | known.get(tuple(words[:1]), set())
+                    if text == s or text.startswith(s + " ")]
+            assert fits, text
+            parts.append(max(fits, key=len))
+            text = text[len(parts[-1]) + 1:]
+        return parts
+
     for text in texts[5_183:]:
-        parts = split_sentences(text)
-        assert 2 <= len(parts) <= 4 and set(parts) <= known
+        parts = sentences_of(text)
+        assert 2 <= len(parts) <= 4 and parts[0] not in openings, text
     assert len(queries) == 300 and {d for judged in qrels.values() for d in judged} <= set(doc_ids[:5_183])
-    assert static_corpus(5_183 + 40, seed=3)[1] == texts   # seeded
+    assert static_corpus(5_183 + 2_000, seed=3)[1] == texts   # seeded
