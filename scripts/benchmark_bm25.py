@@ -1,6 +1,7 @@
 """BM25 search speed per backend (``bm25.backend``): the train-query search mining starts from, on the scale
 benchmark's synthetic corpus, side by side in one process. Same index settings as the pipeline (Lucene scoring,
-stemmer, stopwords, the documents as the pipeline reads them); the runs of both backends are compared (scores, and documents above each query's k-th score).
+stemmer, stopwords, the documents as the pipeline reads them); the runs of both backends are compared (scores, and
+documents above each query's k-th score).
 
     python scripts/benchmark_scale.py --sizes "" --mining-queries 10000    # writes the data folder this reads
     python scripts/benchmark_bm25.py                                         # -> benchmarks/bm25.json, bm25.md

@@ -12,8 +12,15 @@ from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.data import IndexBM25, PrepareData
 from crossdistill.pipeline.stages.mining import MineRound
 from crossdistill.pipeline.stages.outputs import Export, Report
-from crossdistill.pipeline.stages.student import (ChooseEnsemble, DistillRound, FinalTest, RoundTest,
-                                                  ShareTestEncoding, ZeroShotBaseline, ZeroShotStudent)
+from crossdistill.pipeline.stages.student import (
+    ChooseEnsemble,
+    DistillRound,
+    FinalTest,
+    RoundTest,
+    ShareTestEncoding,
+    ZeroShotBaseline,
+    ZeroShotStudent,
+)
 from crossdistill.pipeline.stages.teacher import TeacherRerank, TrainTeacher
 from crossdistill.pipeline.stages.unjudged import UnjudgedQueries
 
