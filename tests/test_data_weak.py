@@ -203,3 +203,33 @@ def test_corpus_with_texts_reads_some_documents_differently(unlabelled):
     assert corpus["d3"] != "short"   # the original view is unchanged
     with pytest.raises(KeyError, match="nope"):
         corpus.with_texts({"nope": "x"})
+
+
+def test_kind_auto_takes_titles_when_enough_documents_have_one_else_sentences(tmp_path):
+    """weak_supervision.kind=auto: titles when train + dev documents (outside the test judgments) have one of
+    min_words, else the sentence pseudo-queries kind=sentence makes, the same ones; the choice is recorded."""
+    from crossdistill.data.weak import SENTENCE_PREFIX
+
+    folder = write_sentence_beir(tmp_path / "beir")   # 40 documents, titles of 3 words, 6 of them judged for test
+
+    def load():
+        return BeirSource(path=str(folder), train_labels=False).load(tmp_path / "cache")
+
+    weak = TitlePseudoQueries(kind="auto", train_queries=20, dev_queries=5, min_words=3, seed=1)
+    data = weak.apply(load())
+    assert weak.kind == "title" and data.train_view == "without titles"
+    assert all(q.startswith(PREFIX) for q in data.train_qids + data.dev_qids)
+    assert data.pseudo_queries == "auto -> title: 34 documents have a title of >= 3 words, 25 wanted"
+
+    weak = TitlePseudoQueries(kind="auto", train_queries=20, dev_queries=5, min_words=4, seed=1)
+    data = weak.apply(load())
+    assert weak.kind == "sentence" and data.train_view == "without the pseudo-queries' sentences"
+    assert data.pseudo_queries == "auto -> sentence: 0 documents have a title of >= 4 words, 25 wanted"
+    assert all(q.startswith(SENTENCE_PREFIX) for q in data.train_qids + data.dev_qids)
+    explicit = TitlePseudoQueries(kind="sentence", train_queries=20, dev_queries=5, min_words=4, seed=1).apply(load())
+    assert data.qrels == explicit.qrels and explicit.pseudo_queries == "sentence"
+    assert [data.train_doc_text[d] for d in data.doc_ids] == [explicit.train_doc_text[d] for d in data.doc_ids]
+
+    # kind=title on the same corpus: one line that names the way out
+    with pytest.raises(ValueError, match="only 0 documents have a title of >= 4 words.*kind=auto or sentence"):
+        TitlePseudoQueries(kind="title", min_words=4).apply(load())

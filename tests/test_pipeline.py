@@ -212,6 +212,8 @@ def test_label_free_mode_trains_on_title_pseudo_queries(tiny_bert, tiny_beir, tm
     run(cfg)
     results = json.loads((out / "results.json").read_text())
     assert results["label_free"] is True and results["queries"] == 8   # the real test split is what is reported
+    # kind auto (the default): titles, as enough documents have one (60, 8 of them judged for test: 52 >= 26)
+    assert results["pseudo_queries"] == "auto -> title: 52 documents have a title of >= 3 words, 26 wanted"
     pairs = pd.read_parquet(out / "mining" / "pairs.parquet")
     assert len(pairs) and pairs.qid.str.startswith("pseudo-title:").all()
     # the positive of a pseudo-query is the document whose title it is

@@ -26,6 +26,7 @@ class PreparedData:
     label_free: bool = False
     train_view: str = "whole documents"   # what train_doc_text shows, in words (results.json, cache keys)
     dev_judgments: str = "qrels"          # where dev's judgments come from, in words (results.json)
+    pseudo_queries: str = ""              # label-free mode: their kind (and, for kind auto, why) (results.json)
 
     def __post_init__(self):
         if self.train_doc_text is None:

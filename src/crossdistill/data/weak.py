@@ -30,6 +30,9 @@ from crossdistill.types import Qrels
 PREFIX = "pseudo-title:"
 SENTENCE_PREFIX = "pseudo-sentence:"
 KINDS = ("title", "sentence")
+# auto: titles when enough documents have one usable as a query, else sentences (MS MARCO passages and FiQA have no
+# titles at all)
+AUTO = "auto"
 # A sentence ends at . ! or ? followed by space and a capital, digit or bracket ("e.g. the" does not end one).
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
 
@@ -78,6 +81,8 @@ class QuerySet:
 class TitlePseudoQueries:
     """Turn ``train_queries + dev_queries`` documents into pseudo-labelled queries: their titles (at least
     ``min_words`` long) or, with ``kind: sentence``, one sentence of ``min_words`` to ``max_words`` words each.
+    ``kind: auto`` takes titles when at least as many documents as asked for have one, else sentences (when they
+    give more): decided on the data, and said in ``kind_choice``.
 
     Used by the pipeline only when the data has no train qrels. The dev queries are held out from training and
     only select checkpoints; the test split, with its real judgments, is what gets reported.
@@ -89,15 +94,30 @@ class TitlePseudoQueries:
             raise ValueError(f"weak_supervision needs >= 1 train and dev query, got {train_queries}, {dev_queries}")
         if distill_queries < 0:
             raise ValueError(f"weak_supervision.distill_queries must be >= 0, got {distill_queries}")
-        if kind not in KINDS:
-            raise ValueError(f"weak_supervision.kind must be one of {KINDS}, got {kind!r}")
+        if kind not in (*KINDS, AUTO):
+            raise ValueError(f"weak_supervision.kind must be one of {(*KINDS, AUTO)}, got {kind!r}")
         if max_words < min_words:
             raise ValueError(f"weak_supervision.max_words ({max_words}) is below min_words ({min_words})")
         self.train_queries, self.dev_queries = train_queries, dev_queries
         self.min_words, self.seed, self.distill_queries = min_words, seed, distill_queries
         self.kind, self.max_words = kind, max_words
         self.unjudged_queries = bool(unjudged_queries)
-        self.prefix = PREFIX if kind == "title" else SENTENCE_PREFIX
+        self.kind_choice = kind   # auto: replaced by the kind chosen and why, once the data is seen
+
+    @property
+    def prefix(self) -> str:
+        return PREFIX if self.kind == "title" else SENTENCE_PREFIX
+
+    def _resolve_kind(self, data: PreparedData, excluded: Collection[str], n: int) -> None:
+        """``kind: auto`` -> title when ``n`` documents outside ``excluded`` have a usable title, else sentence
+        (unless sentences give fewer pseudo-queries than titles do)."""
+        if self.kind != AUTO:
+            return
+        titles = len(self._usable_titles(data, excluded))
+        sentences = len(self._sentence_queries(data, excluded, n)) if titles < n else 0
+        self.kind = "title" if titles >= n or titles >= sentences else "sentence"
+        self.kind_choice = (f"auto -> {self.kind}: {titles} documents have a title of >= {self.min_words} words, "
+                            f"{n} wanted")
 
     def _usable_titles(self, data: PreparedData, excluded: Collection[str]) -> list[tuple[str, str]]:
         """(docid, title) of documents outside ``excluded`` with a title of >= ``min_words`` words and a body."""
@@ -127,6 +147,7 @@ class TitlePseudoQueries:
 
     def _chosen(self, data: PreparedData, excluded: Collection[str], n: int) -> list[tuple[str, str, str | None]]:
         """(docid, query, the document's text as training shows it, or None for the title-less body)."""
+        self._resolve_kind(data, excluded, n)
         if self.kind == "sentence":
             return self._sentence_queries(data, excluded, n)
         usable = self._usable_titles(data, excluded)
@@ -190,8 +211,9 @@ class TitlePseudoQueries:
         # Documents judged for test queries are never pseudo-query sources: nothing of the test labels leaks in.
         chosen = self._chosen(data, test_docs, self.train_queries + self.dev_queries)
         if len(chosen) < self.dev_queries + 1:
+            hint = "; weak_supervision.kind=auto or sentence makes them from sentences" if self.kind == "title" else ""
             raise ValueError(f"label-free mode: only {len(chosen)} documents have {self._what()}; need more than "
-                             f"{self.dev_queries} to make pseudo-queries")
+                             f"{self.dev_queries} to make pseudo-queries{hint}")
         dev, train, p = chosen[: self.dev_queries], chosen[self.dev_queries:], self.prefix
         queries = dict(data.dataset.queries) | {p + d: q for d, q, _ in chosen}
         dataset = dataclasses.replace(data.dataset, queries=queries)
@@ -199,5 +221,6 @@ class TitlePseudoQueries:
             data, dataset=dataset, train_qids=sorted(p + d for d, _, _ in train),
             dev_qids=sorted(p + d for d, _, _ in dev), train_doc_text=self._training_view(data, chosen),
             train_view="without titles" if self.kind == "title" else "without the pseudo-queries' sentences",
-            label_free=True, qrels={"train": {p + d: {d: 1} for d, _, _ in train},
-                                    "dev": {p + d: {d: 1} for d, _, _ in dev}, "test": data.qrels["test"]})
+            label_free=True, pseudo_queries=self.kind_choice,
+            qrels={"train": {p + d: {d: 1} for d, _, _ in train}, "dev": {p + d: {d: 1} for d, _, _ in dev},
+                   "test": data.qrels["test"]})

@@ -88,7 +88,7 @@ RULES: dict[str, Rule] = {
     "ensemble.choose_on": choice("student", "hybrid"), "ensemble.saturated": number(gt=0),
     "weak_supervision.train_queries": POSITIVE, "weak_supervision.dev_queries": POSITIVE,
     "weak_supervision.min_words": POSITIVE, "weak_supervision.distill_queries": COUNT,
-    "weak_supervision.kind": choice("title", "sentence"), "weak_supervision.max_words": POSITIVE,
+    "weak_supervision.kind": choice("title", "sentence", "auto"), "weak_supervision.max_words": POSITIVE,
     "weak_supervision.unjudged_queries": BOOLEAN,
     "bm25.backend": choice("numpy", "numba"),
     "evaluation.index.kind": choice("flat", "hnsw", "ivf"), "evaluation.index.hnsw_m": integer(2),

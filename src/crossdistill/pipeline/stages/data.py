@@ -30,10 +30,11 @@ class PrepareData(Stage):
             ctx.console.log(f"[yellow]warning: {empty_docs} documents and {empty_queries} judged queries have no text "
                             f"(in {data.dataset.path}); they are kept, but nothing can match them")
         if not data.train_qids and "weak_supervision" in ctx.cfg:
-            data = instantiate(ctx.cfg.weak_supervision).apply(data)
+            weak = instantiate(ctx.cfg.weak_supervision)
+            data = weak.apply(data)
             ctx.console.log(f"label-free mode (no train qrels): {len(data.train_qids)} train / "
-                            f"{len(data.dev_qids)} dev title pseudo-queries; documents are shown to training "
-                            "without their titles")
+                            f"{len(data.dev_qids)} dev {weak.kind} pseudo-queries ({weak.kind_choice}); documents "
+                            f"are shown to training {data.train_view}")
         ctx.data = data
 
 

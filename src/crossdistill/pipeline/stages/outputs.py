@@ -70,6 +70,7 @@ def results_record(ctx: RunContext, systems: dict) -> dict:
     data, cfg, rec = ctx.data, ctx.cfg, ctx.recorder
     return {
         "dataset": data.dataset.name, "split": "test", "label_free": data.label_free,
+        **({"pseudo_queries": data.pseudo_queries} if data.label_free else {}),
         "queries": len(data.qrels["test"]), "docs": len(data.doc_ids),
         "systems": systems, "best_epoch": ctx.best.epoch, "optimized_metric": cfg.optimized_metric,
         "dev": {"student_init": ctx.init["dev"].metrics, "best": ctx.best.dev,
