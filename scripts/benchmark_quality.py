@@ -42,6 +42,10 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
                                    "ensemble.weights={cross_encoder: 1, bm25: 1, zero_shot: 1}"],
                                   "label_free_unjudged with the ensemble's weights fixed equal instead of chosen on "
                                   "the title dev (which chose BM25 alone)"),
+    "label_free_rounds2_sentence": (["experiment=label_free", "weak_supervision.kind=sentence"],
+                                    "label_free_rounds2 with sentence pseudo-queries (inverse cloze) instead of titles "
+                                    "training the cross-encoder and choosing the ensemble's weights: what a collection "
+                                    "without titles (MS MARCO passages, FiQA) has"),
     "label_free_sentence": (["experiment=label_free", "rounds.count=1", "weak_supervision.unjudged_queries=false",
                              "weak_supervision.kind=sentence"],
                             "no train qrels: one sentence of each body as the query for the rest of its document "
