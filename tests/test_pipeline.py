@@ -276,15 +276,17 @@ def test_label_free_mode_distils_on_the_unjudged_queries(tiny_bert, tiny_beir, t
 
 def test_label_free_sentence_pseudo_queries(tiny_bert, tmp_path):
     """kind=sentence: each pseudo-query is a sentence of a body, and everything training and dev read (BM25 included)
-    shows its document without that sentence."""
+    shows its document without that sentence. Here through kind=auto, the default: the titles (3 words) are below
+    min_words (4), so it takes sentences."""
     from test_data_weak import write_sentence_beir
 
     beir, out = write_sentence_beir(tmp_path / "beir"), tmp_path / "run"
     cfg = compose(tiny_overrides(tiny_bert, beir, out, tmp_path / "cache") + [
-        "data.train_labels=false", "weak_supervision.kind=sentence", "weak_supervision.train_queries=20",
+        "data.train_labels=false", "weak_supervision.train_queries=20",
         "weak_supervision.dev_queries=6", "student_data.epochs=1"])
     run(cfg)
     results = json.loads((out / "results.json").read_text())
+    assert results["pseudo_queries"] == "auto -> sentence: 0 documents have a title of >= 4 words, 26 wanted"
     assert results["evaluation"]["dev_documents"] == "training view (without the pseudo-queries' sentences)"
     artifact = pd.read_parquet(out / "mining" / "artifact.parquet")
     assert artifact.qid.str.startswith("pseudo-sentence:").all()
