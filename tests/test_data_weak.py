@@ -233,3 +233,11 @@ def test_kind_auto_takes_titles_when_enough_documents_have_one_else_sentences(tm
     # kind=title on the same corpus: one line that names the way out
     with pytest.raises(ValueError, match="only 0 documents have a title of >= 4 words.*kind=auto or sentence"):
         TitlePseudoQueries(kind="title", min_words=4).apply(load())
+
+
+def test_kind_auto_with_neither_titles_nor_sentences_names_no_way_out(unlabelled):
+    """Bodies of one unpunctuated run (no second sentence) and titles below min_words: auto has nothing to take,
+    and its error does not send the user to kind=auto or sentence."""
+    with pytest.raises(ValueError, match=r"only 0 documents have a title of >= 9 words; need more than 100 to make "
+                                         r"pseudo-queries$"):
+        TitlePseudoQueries(kind="auto", min_words=9).apply(unlabelled)

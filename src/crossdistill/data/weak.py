@@ -211,7 +211,8 @@ class TitlePseudoQueries:
         # Documents judged for test queries are never pseudo-query sources: nothing of the test labels leaks in.
         chosen = self._chosen(data, test_docs, self.train_queries + self.dev_queries)
         if len(chosen) < self.dev_queries + 1:
-            hint = "; weak_supervision.kind=auto or sentence makes them from sentences" if self.kind == "title" else ""
+            hint = "; weak_supervision.kind=auto or sentence makes them from sentences" if self.kind_choice == "title" \
+                else ""
             raise ValueError(f"label-free mode: only {len(chosen)} documents have {self._what()}; need more than "
                              f"{self.dev_queries} to make pseudo-queries{hint}")
         dev, train, p = chosen[: self.dev_queries], chosen[self.dev_queries:], self.prefix

@@ -33,8 +33,9 @@ class PrepareData(Stage):
             weak = instantiate(ctx.cfg.weak_supervision)
             data = weak.apply(data)
             ctx.console.log(f"label-free mode (no train qrels): {len(data.train_qids)} train / "
-                            f"{len(data.dev_qids)} dev {weak.kind} pseudo-queries ({weak.kind_choice}); documents "
-                            f"are shown to training {data.train_view}")
+                            f"{len(data.dev_qids)} dev {weak.kind} pseudo-queries"
+                            f"{'' if weak.kind_choice == weak.kind else f' ({weak.kind_choice})'}; documents are shown "
+                            f"to training {data.train_view}")
         ctx.data = data
 
 
