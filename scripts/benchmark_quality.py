@@ -82,6 +82,8 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
         "in-batch negatives cross-entropy at weight 5 instead of 10"),
     "kl1": (["student.kl_weight=1", "ensemble=cross_encoder"],
         "+ listwise KL over each group's docs (teacher vs student softmax) at weight 1"),
+    "kl1_ensemble": (["student.kl_weight=1"], "kl1 with the default teacher (the ensemble, its combined scores as "
+                     "the teacher's distribution)"),
     "no_pseudo": (["teacher_data.pseudo_queries=0", "ensemble=cross_encoder"],
         "- the teacher's 800 title pseudo-queries"),
     "miner_hybrid": (["miner=hybrid", "ensemble=cross_encoder"],
