@@ -108,16 +108,18 @@ class TitlePseudoQueries:
     def prefix(self) -> str:
         return PREFIX if self.kind == "title" else SENTENCE_PREFIX
 
-    def _resolve_kind(self, data: PreparedData, excluded: Collection[str], n: int) -> None:
+    def _resolve_kind(self, data: PreparedData, excluded: Collection[str], n: int) -> list | None:
         """``kind: auto`` -> title when ``n`` documents outside ``excluded`` have a usable title, else sentence
-        (unless sentences give fewer pseudo-queries than titles do)."""
+        (unless sentences give fewer pseudo-queries than titles do). Returns the sentence pseudo-queries it made to
+        count them, if any (not made twice)."""
         if self.kind != AUTO:
-            return
+            return None
         titles = len(self._usable_titles(data, excluded))
-        sentences = len(self._sentence_queries(data, excluded, n)) if titles < n else 0
-        self.kind = "title" if titles >= n or titles >= sentences else "sentence"
+        sentences = self._sentence_queries(data, excluded, n) if titles < n else []
+        self.kind = "title" if titles >= n or titles >= len(sentences) else "sentence"
         self.kind_choice = (f"auto -> {self.kind}: {titles} documents have a title of >= {self.min_words} words, "
                             f"{n} wanted")
+        return sentences if self.kind == "sentence" else None
 
     def _usable_titles(self, data: PreparedData, excluded: Collection[str]) -> list[tuple[str, str]]:
         """(docid, title) of documents outside ``excluded`` with a title of >= ``min_words`` words and a body."""
@@ -147,9 +149,9 @@ class TitlePseudoQueries:
 
     def _chosen(self, data: PreparedData, excluded: Collection[str], n: int) -> list[tuple[str, str, str | None]]:
         """(docid, query, the document's text as training shows it, or None for the title-less body)."""
-        self._resolve_kind(data, excluded, n)
+        counted = self._resolve_kind(data, excluded, n)
         if self.kind == "sentence":
-            return self._sentence_queries(data, excluded, n)
+            return counted if counted is not None else self._sentence_queries(data, excluded, n)
         usable = self._usable_titles(data, excluded)
         return [(d, t, None) for d, t in random.Random(self.seed).sample(usable, min(n, len(usable)))]
 
