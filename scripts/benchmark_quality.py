@@ -84,6 +84,13 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
         "+ listwise KL over each group's docs (teacher vs student softmax) at weight 1"),
     "kl1_ensemble": (["student.kl_weight=1"], "kl1 with the default teacher (the ensemble, its combined scores as "
                      "the teacher's distribution)"),
+    "depth20": (["miner.depth=20", "rounds.miner.depth=20"], "mining shortlists of 20 in both rounds: the default "
+                "until 2026-11-30"),
+    "depth10": (["miner.depth=10", "rounds.miner.depth=10"], "mining shortlists of 10 instead of 20 in both rounds "
+                "(the teacher scores half the candidates; 4 pairs per query are sampled either way); the default since "
+                "2026-11-30"),
+    "pseudo400": (["teacher_data.pseudo_queries=400"], "(on the depth-10 default) the teacher trains on 400 title pseudo-queries beside the "
+                  "labelled queries instead of 800"),
     "no_pseudo": (["teacher_data.pseudo_queries=0", "ensemble=cross_encoder"],
         "- the teacher's 800 title pseudo-queries"),
     "miner_hybrid": (["miner=hybrid", "ensemble=cross_encoder"],
