@@ -96,7 +96,7 @@ class FaissSearch:
         return TopKRun(query_ids, doc_ids, np.maximum(idx, 0), scores, counts=(idx >= 0).sum(axis=1))
 
     def describe(self) -> dict:
-        params = {"hnsw": {"hnsw_m": self.hnsw_m, "ef_search": self.ef_search},
+        params = {"hnsw": {"hnsw_m": self.hnsw_m, "ef_construction": self.ef_construction, "ef_search": self.ef_search},
                   "ivf": {"nlist": self.nlist, "nprobe": self.nprobe}}.get(self.kind, {})
         return {"kind": f"faiss_{self.kind}", **params}
 
