@@ -89,8 +89,8 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "depth10": (["miner.depth=10", "rounds.miner.depth=10"], "mining shortlists of 10 instead of 20 in both rounds "
                 "(the teacher scores half the candidates; 4 pairs per query are sampled either way); the default since "
                 "2026-11-30"),
-    "pseudo400": (["teacher_data.pseudo_queries=400"], "(on the depth-10 default) the teacher trains on 400 title pseudo-queries beside the "
-                  "labelled queries instead of 800"),
+    "pseudo400": (["teacher_data.pseudo_queries=400"], "(on the depth-10 default) the teacher trains on 400 title "
+                  "pseudo-queries beside the labelled queries instead of 800"),
     "lr5e-5": (["student.lr=5e-5"], "the student's learning rate 5e-5 instead of 2e-5 (196 steps a round; the same cost)"),
     "no_pseudo": (["teacher_data.pseudo_queries=0", "ensemble=cross_encoder"],
         "- the teacher's 800 title pseudo-queries"),
