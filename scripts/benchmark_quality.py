@@ -91,7 +91,8 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
                 "2026-11-30"),
     "pseudo400": (["teacher_data.pseudo_queries=400"], "(on the depth-10 default) the teacher trains on 400 title "
                   "pseudo-queries beside the labelled queries instead of 800"),
-    "lr5e-5": (["student.lr=5e-5"], "the student's learning rate 5e-5 instead of 2e-5 (196 steps a round; the same cost)"),
+    "lr2e-5": (["student.lr=2e-5"], "the student's learning rate 2e-5 instead of 5e-5 (196 steps a round; the same "
+               "cost): the default until 2026-11-30"),
     "no_pseudo": (["teacher_data.pseudo_queries=0", "ensemble=cross_encoder"],
         "- the teacher's 800 title pseudo-queries"),
     "miner_hybrid": (["miner=hybrid", "ensemble=cross_encoder"],
