@@ -52,7 +52,7 @@ class FaissSearch:
     student). ``kind``: flat (exact), hnsw (``hnsw_m`` links, ``ef_search``), ivf (``nlist`` cells, default
     4 sqrt(n), ``nprobe`` searched)."""
 
-    def __init__(self, kind: str = "hnsw", hnsw_m: int = 32, ef_construction: int = 80, ef_search: int = 2048,
+    def __init__(self, kind: str = "hnsw", hnsw_m: int = 32, ef_construction: int = 200, ef_search: int = 2048,
                  nlist: int | None = None, nprobe: int = 256, threads: int | None = None):
         if kind not in ("flat", "hnsw", "ivf"):
             raise ValueError(f"evaluation.index.kind must be flat, hnsw or ivf, got {kind!r}")
