@@ -58,7 +58,9 @@ def test_pipeline_runs_under_ddp_spawn(tiny_bert, tiny_beir, tmp_path, monkeypat
     encode_rows = RetrievalEvaluator.encode_rows
     monkeypatch.setattr(RetrievalEvaluator, "encode_rows",
                         lambda self, *a, **kw: alone.append(len(self.doc_ids)) or encode_rows(self, *a, **kw))
-    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, tmp_path / "cache") + DDP + ["student_data.epochs=1"])
+    # The distilled epoch is what dev returns here (the zero-shot start does not compete: keep_zero_shot=false).
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, tmp_path / "cache") + DDP + [
+        "student_data.epochs=1", "rounds.keep_zero_shot=false"])
     value = run(cfg)
     results = json.loads((tmp_path / "results.json").read_text())
     assert alone == []
