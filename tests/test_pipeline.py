@@ -324,7 +324,7 @@ def test_rounds_remine_with_the_student_and_keep_the_best_by_dev(tiny_bert, tiny
     out = tmp_path / "run"
     cfg = compose(tiny_overrides(tiny_bert, tiny_beir, out, tmp_path / "cache") + [
         "rounds.count=2", "rounds.miner.depth=6", "student_data.epochs=1",
-        "rounds.keep_zero_shot=false"])   # the rounds compete with each other only (the start competing: test_label_free)
+        "rounds.keep_zero_shot=false"])   # the rounds compete with each other only (the start competing: the finished_run tests)
     value = run(cfg)
     results = json.loads((out / "results.json").read_text())
     first, second = results["rounds"]
