@@ -63,3 +63,24 @@ def test_embeddings_on_disk_are_memory_mapped_and_equal_the_in_memory_ones(tiny_
     assert torch.equal(again.encode_corpus(encoder, persist=True), emb)   # read back from the file, not encoded
     hits = again.settings.index.search(in_memory[:1], emb, ["q"], list(DOCS), 2)
     assert [d for d, _ in hits["q"]][0] == "d1"
+
+
+def test_student_member_scores_come_from_the_run_else_from_its_embeddings(tiny_bert, tmp_path, monkeypatch):
+    """StudentPairs: a pair its run holds keeps the run's score; another is the cosine of the same weights, from the
+    corpus embeddings at hand or, without them, from only the missing documents encoded now."""
+    from crossdistill.teacher.members import StudentPairs
+
+    encoder = load_bi_encoder(str(tiny_bert), normalize=True)
+    ev = _evaluator(None, tmp_path)
+    emb, q_emb = ev.encode_corpus(encoder), ev.encode_queries(encoder, ["q1", "q2"])
+    cosine = {(q, d): float(q_emb[i] @ emb[j]) for i, q in enumerate(["q1", "q2"]) for j, d in enumerate(DOCS)}
+    run = {"q1": [("d1", 0.25)]}   # a run's score (an index's) is used as it is
+    pairs = [("q1", "d1"), ("q1", "d3"), ("q2", "d2")]
+    qids, docids = [q for q, _ in pairs], [d for _, d in pairs]
+    expected = [0.25, cosine[("q1", "d3")], cosine[("q2", "d2")]]
+    assert StudentPairs(encoder, ev, run, emb)(QUERIES, qids, docids) == pytest.approx(expected, abs=1e-5)
+    encoded = []
+    original = ev.encode_rows
+    monkeypatch.setattr(ev, "encode_rows", lambda enc, rows: encoded.append(list(rows)) or original(enc, rows))
+    assert StudentPairs(encoder, ev, run)(QUERIES, qids, docids) == pytest.approx(expected, abs=1e-5)
+    assert encoded == [[1, 2]]   # d2 and d3 only: never the whole corpus

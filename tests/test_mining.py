@@ -157,6 +157,21 @@ def test_ensemble_weights_are_chosen_by_dev_reranking():
     assert ensemble.weights == info["weights"]
 
 
+def test_dev_weights_are_chosen_again_on_new_shortlists_and_config_weights_never_move():
+    df = pd.DataFrame({"qid": ["q1"] * 3, "docid": ["a", "b", "c"], "ce_score": [1.0, 3.0, 2.0],
+                       "bm25_score": [9.0, 1.0, 2.0], "dense_score": [0.1, 0.3, 0.2]})
+    ensemble = TeacherEnsemble(members=["cross_encoder", "bm25", "student"])
+    assert ensemble.follows_student and ensemble.column("student") == "dense_score"
+    assert ensemble.choose(df, {"q1": {"a": 1}})["weights"] == {"cross_encoder": 0.0, "bm25": 1.0, "student": 0.0}
+    # a later round's shortlist on which only the student finds the relevant document: dev chooses again
+    later = df.assign(bm25_score=[1.0, 9.0, 2.0], dense_score=[0.9, 0.1, 0.2])
+    assert ensemble.choose(later, {"q1": {"a": 1}})["weights"] == {"cross_encoder": 0.0, "bm25": 0.0, "student": 1.0}
+    fixed = TeacherEnsemble(members=["cross_encoder", "bm25", "student"], weights={"cross_encoder": 1, "bm25": 1})
+    assert not fixed.follows_student and fixed.choose(later, {"q1": {"a": 1}})["chosen_on"] == "config"
+    assert fixed.weights == {"cross_encoder": 1.0, "bm25": 1.0, "student": 0.0}
+    assert not TeacherEnsemble(members=["cross_encoder", "bm25", "zero_shot"]).follows_student
+
+
 def test_a_saturated_dev_set_keeps_equal_weights():
     # every member alone ranks the relevant document first: dev cannot tell them apart
     df = pd.DataFrame({"qid": ["q1"] * 3, "docid": ["a", "b", "c"], "ce_score": [3.0, 1.0, 2.0],

@@ -394,3 +394,27 @@ def test_per_epoch_sample_an_approximate_index_embeddings_on_disk_and_hybrid_ens
     assert record["index"]["kind"] == "faiss_hnsw"
     recall = record["index"]["recall@5_vs_exact"]
     assert set(recall) == {"test_init", "test_final"} and all(0.0 <= r <= 1.0 for r in recall.values())
+
+
+def test_a_student_member_is_the_frozen_student_whose_shortlists_are_scored(tiny_bert, tiny_beir, tmp_path):
+    """ensemble.members with ``student``: in evaluation its score is the evaluated student's own cosine (the trace's
+    student_score); in round 2's mining it is the cosine of the student that mined (round 1's best, frozen), and the
+    weights are chosen on dev again before that round, the teacher score combining them."""
+    out = tmp_path / "run"
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, out, tmp_path / "cache") + [
+        "ensemble.members=[cross_encoder,bm25,student]", "rounds.count=2", "student_data.epochs=1",
+        "rounds.keep_zero_shot=false"])
+    run(cfg)
+    results = json.loads((out / "results.json").read_text())
+    ensemble = results["teacher"]["ensemble"]
+    assert len(ensemble["rounds"]) == 2 and ensemble["weights"] == ensemble["rounds"][1]["weights"]
+    assert set(ensemble["rounds"][0]["dev_members"]) == {"cross_encoder", "bm25", "student"}
+    for name in ("test_final", "dev_epoch=001"):
+        shortlist = pd.read_parquet(out / "traces" / f"{name}.parquet").query("in_shortlist")
+        np.testing.assert_allclose(shortlist.teacher_student, shortlist.student_score, rtol=1e-5, atol=1e-6)
+    artifact = pd.read_parquet(out / "mining_round2" / "artifact.parquet")
+    z = {c: artifact.groupby("qid")[c].transform(lambda s: (s - s.mean()) / (s.std(ddof=0) or 1.0))
+         for c in ("ce_score", "bm25_score", "dense_score")}
+    w = ensemble["weights"]
+    expected = w["cross_encoder"] * z["ce_score"] + w["bm25"] * z["bm25_score"] + w["student"] * z["dense_score"]
+    np.testing.assert_allclose(artifact.teacher_score, expected, atol=1e-5)

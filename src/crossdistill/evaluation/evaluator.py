@@ -26,6 +26,7 @@ from crossdistill.models.cross_encoder import predict_logits
 from crossdistill.retrieval.dense import encode, exact_search
 from crossdistill.retrieval.fusion import reciprocal_rank_fusion, shortlist_from_run
 from crossdistill.retrieval.index import ExactSearch, recall_against_exact
+from crossdistill.teacher.members import StudentPairs
 from crossdistill.types import Qrels, Run, Shortlists
 
 RETRIEVAL_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "ndcg@3", "p@3")
@@ -263,25 +264,33 @@ class RetrievalEvaluator:
         the trace's teacher columns use its combined score; the trace gains a raw-score column per member."""
         self.ensemble, self.scorers = ensemble, dict(scorers)
 
-    def member_frame(self, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
-        """One row per pair: qid, docid and each ensemble member's raw score (``score_column(member)``)."""
+    def member_frame(self, pairs: Sequence[tuple[str, str]], student=None) -> pd.DataFrame:
+        """One row per pair: qid, docid and each ensemble member's raw score (``score_column(member)``). ``student``:
+        the ``student`` member's scorer (:class:`~crossdistill.teacher.members.StudentPairs`), the student whose
+        shortlists these pairs are."""
         frame = pd.DataFrame(list(pairs), columns=["qid", "docid"])
         for member in self.ensemble.members:
             if member == "cross_encoder":
                 ce = self.teacher_scores(pairs)
                 values = [ce[p] for p in pairs]
+            elif member == "student":
+                if student is None:
+                    raise RuntimeError("the ensemble member `student` scores with the student whose shortlists are "
+                                       "reranked: pass its scorer (StudentPairs)")
+                values = student(self.queries, frame.qid, frame.docid)
             else:
                 values = self.scorers[member](self.queries, frame.qid, frame.docid)
             frame[self.ensemble.column(member)] = values
         return frame
 
-    def reranker_scores(self, pairs: Sequence[tuple[str, str]]) -> tuple[dict, pd.DataFrame | None]:
+    def reranker_scores(self, pairs: Sequence[tuple[str, str]], student=None) -> tuple[dict, pd.DataFrame | None]:
         """The teacher's score of each pair (the ensemble's, z-normalised within each query's pairs, or the lone
-        cross-encoder's logits) and the members' raw scores (None without an ensemble)."""
+        cross-encoder's logits) and the members' raw scores (None without an ensemble). ``student``: as for
+        :meth:`member_frame`."""
         pairs = list(pairs)
         if self.ensemble is None or self.ensemble.is_plain_teacher:
             return self.teacher_scores(pairs), None
-        frame = self.member_frame(pairs)
+        frame = self.member_frame(pairs, student)
         return dict(zip(pairs, self.ensemble.combine(frame).astype(float))), frame
 
     def shortlists(self, split: str, run: Run) -> Shortlists:
@@ -369,7 +378,8 @@ class RetrievalEvaluator:
         lists = self.shortlists(split, run)
         scores = reranked = members = None
         if self.teacher is not None:
-            scores, members = self.reranker_scores([(q, c.docid) for q, cands in lists.items() for c in cands])
+            scores, members = self.reranker_scores([(q, c.docid) for q, cands in lists.items() for c in cands],
+                                                   StudentPairs(encoder, self, run, corpus_emb))
             reranked = rerank({q: [(c.docid, c.score) for c in cands] for q, cands in lists.items()}, scores,
                               self.rerank_depth)
         trace = build_trace(eval_name=eval_name, split=split, epoch=epoch, queries=self.queries, shortlists=lists,

@@ -142,7 +142,7 @@ def _check_ensemble(cfg: DictConfig) -> None:
     if ensemble is None:
         return
     extra = set(ensemble.get("bi_encoders") or {})
-    known = ("cross_encoder", "bm25", "zero_shot", *sorted(extra))
+    known = ("cross_encoder", "bm25", "zero_shot", "student", *sorted(extra))
     for member in ensemble.get("members") or []:
         if member not in known:
             raise ConfigError("ensemble.members", member, f"must be one of {', '.join(known)} "

@@ -1,12 +1,16 @@
 """The teacher as an ensemble of frozen scorers.
 
 Members: ``cross_encoder`` (the teacher trained here, or loaded as it is), ``bm25``, ``zero_shot`` (the student's
-starting weights, frozen) and any frozen bi-encoder named in ``bi_encoders`` (e.g. all-mpnet-base-v2). Each
+starting weights, frozen), ``student`` (the student whose shortlists are scored, frozen while they are: the one that
+mined the round - the zero-shot start in round 1, the best of the earlier rounds after - or the one evaluated) and
+any frozen bi-encoder named in ``bi_encoders`` (e.g. all-mpnet-base-v2). Each
 member's scores are z-normalised within a query's candidates, so that logits, BM25 scores and cosines can be
 added: ``teacher_score = sum_m w_m * z_m``. The weights are fixed in the config or chosen on dev (never test): every
 combination of ``grid`` values is tried as a reranker of the zero-shot student's dev shortlists, and the best by
-nDCG@10 is kept. A lone cross-encoder (``ensemble=cross_encoder``) keeps its raw logits, so margins stay in logit
-units. The student being trained is never a member: it would partly chase itself.
+nDCG@10 is kept; with a ``student`` member they are chosen again before each later round, on the dev shortlists of
+the student that mines it. A lone cross-encoder (``ensemble=cross_encoder``) keeps its raw logits, so margins stay
+in logit units. The weights being trained are never a member: a round's targets are scored before it trains, from
+the frozen student that mined it (the score interpolation of reranker and first stage, learned from on dev).
 """
 from __future__ import annotations
 
@@ -19,9 +23,10 @@ import pandas as pd
 from crossdistill.evaluation.runs import reranked_ndcg
 from crossdistill.types import Qrels
 
-BUILT_IN = ("cross_encoder", "bm25", "zero_shot")
-# Where the mining artifact keeps a member's raw score; other members get "<name>_score".
-COLUMNS = {"cross_encoder": "ce_score", "bm25": "bm25_score"}
+BUILT_IN = ("cross_encoder", "bm25", "zero_shot", "student")
+# Where the mining artifact keeps a member's raw score (``dense_score``: the cosine of the student that mined the
+# round); other members get "<name>_score".
+COLUMNS = {"cross_encoder": "ce_score", "bm25": "bm25_score", "student": "dense_score"}
 
 
 def score_column(member: str) -> str:
@@ -58,11 +63,12 @@ class TeacherEnsemble:
         if not self.members or unknown:
             raise ValueError(f"ensemble.members: {unknown or 'none'} - each must be one of {list(BUILT_IN)} or a "
                              "name in ensemble.bi_encoders")
+        self.from_dev = isinstance(self.weights, str)   # chosen on dev (again before each round, with a student)
         if isinstance(self.weights, str):
             if self.weights != "dev":
                 raise ValueError(f"ensemble.weights must be 'dev' or a mapping member -> weight, got {self.weights!r}")
             if len(self.members) == 1:
-                self.weights = {self.members[0]: 1.0}
+                self.weights, self.from_dev = {self.members[0]: 1.0}, False
         else:
             self.weights = {m: float(self.weights.get(m, 0.0)) for m in self.members}
             if not any(self.weights.values()):
@@ -75,6 +81,11 @@ class TeacherEnsemble:
     @property
     def chosen(self) -> bool:
         return not isinstance(self.weights, str)
+
+    @property
+    def follows_student(self) -> bool:
+        """Weights chosen on dev with the ``student`` member: each round's student changes what dev chooses."""
+        return self.from_dev and "student" in self.members
 
     @property
     def is_plain_teacher(self) -> bool:
@@ -110,9 +121,10 @@ class TeacherEnsemble:
 
     def choose(self, frame: pd.DataFrame, qrels: Qrels) -> dict:
         """Weights by dev nDCG@10 of reranking ``frame``'s shortlists; returns the record (members alone, the
-        combinations tried, the chosen one). A later combination must beat an earlier one to replace it."""
+        combinations tried, the chosen one). A later combination must beat an earlier one to replace it. Weights from
+        dev are searched again at each call (a later round's shortlists and student)."""
         alone = {m: reranked_ndcg(frame, frame[score_column(m)].astype(float), qrels) for m in self.members}
-        if self.chosen:
+        if not self.from_dev:
             best = self.weights
             dev = reranked_ndcg(frame, self.combine(frame), qrels)
             return {"members": self.members, "weights": best, "dev_ndcg@10": dev, "dev_members": alone,

@@ -23,7 +23,7 @@ from crossdistill.mining.scoring import earlier_scores, shortlist_frame, teacher
 from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.data import bm25_depth
-from crossdistill.pipeline.stages.student import encode_corpus
+from crossdistill.pipeline.stages.student import choose_ensemble_weights, encode_corpus
 from crossdistill.retrieval.dense import pair_scores
 from crossdistill.retrieval.fusion import ShortlistTable
 from crossdistill.student.data import pair_examples
@@ -144,6 +144,8 @@ class MineRound(Stage):
         if self.round > 1:
             student.load_state_dict(ctx.best.state)
             ctx.corpus_emb = encode_corpus(ctx, student.encoder)
+            if ctx.ensemble.follows_student:   # the student member is now this student: dev chooses again
+                choose_ensemble_weights(ctx, f" for round {self.round}")
         if ctx.query_sets is None:
             ctx.query_sets = distillation_query_sets(ctx)
         miner = instantiate(cfg.miner if self.round == 1 else cfg.rounds.miner)

@@ -23,7 +23,7 @@ from crossdistill.pipeline.stages.fit import resumable_fit
 from crossdistill.pipeline.stages.teacher import load_best
 from crossdistill.retrieval.corpus_encoding import encode_corpus_by_rank
 from crossdistill.retrieval.fusion import reciprocal_rank_fusion
-from crossdistill.teacher.members import build_scorers
+from crossdistill.teacher.members import StudentPairs, build_scorers
 
 
 def build_evaluator(ctx: RunContext, training_view: bool = False) -> RetrievalEvaluator:
@@ -70,10 +70,31 @@ class ZeroShotStudent(Stage):
         ctx.corpus_emb = encode_corpus(ctx, ctx.student.encoder)
 
 
+def choose_ensemble_weights(ctx: RunContext, when: str = "") -> None:
+    """The ensemble's weights, the best combination reranking the current student's dev shortlists (its top-k, or
+    their RRF with BM25's: ``ensemble.choose_on``); recorded in ``teacher_info`` (and, after the first choice, under
+    ``ensemble.rounds``)."""
+    ensemble, ev, qrels = ctx.ensemble, ctx.dev_evaluator, ctx.data.qrels["dev"]
+    run = ev.retrieve(ctx.student.encoder, sorted(qrels), ctx.corpus_emb)
+    lists = ev.shortlists("dev", run) if ensemble.choose_on == "student" else \
+        reciprocal_rank_fusion(ctx.bm25_runs["dev"], run, ev.rerank_depth)
+    frame = ev.member_frame([(q, c.docid) for q, cands in lists.items() for c in cands],
+                            StudentPairs(ctx.student.encoder, ev, run, ctx.corpus_emb))
+    earlier = ctx.teacher_info.get("ensemble")
+    info = {**ensemble.choose(frame, qrels), "shortlists": ensemble.choose_on}
+    if earlier is not None:
+        info["rounds"] = [*earlier.get("rounds", [earlier]), dict(info)]
+    ctx.teacher_info["ensemble"] = info
+    alone = ", ".join(f"{m} {v:.3f}" for m, v in info["dev_members"].items())
+    ctx.console.log(f"teacher ensemble{when}: weights {info['weights']} ({info['chosen_on']}): dev nDCG@10 "
+                    f"{info['dev_ndcg@10']:.3f} reranking the {ensemble.choose_on} dev top {ev.rerank_depth} "
+                    f"(members alone: {alone})")
+
+
 class ChooseEnsemble(Stage):
     """The teacher ensemble around the cross-encoder: its members' scorers, and its weights (fixed, or the best
-    combination reranking the zero-shot student's dev shortlists). From here on the evaluator's teacher is the
-    ensemble; a lone cross-encoder changes nothing."""
+    combination reranking the zero-shot student's dev shortlists; with a ``student`` member, chosen again before
+    each later round). From here on the evaluator's teacher is the ensemble; a lone cross-encoder changes nothing."""
 
     name, needs = "ensemble", ("student", "evaluator", "dev_evaluator", "bm25", "bm25_train", "corpus_emb")
     provides = ("ensemble",)
@@ -88,16 +109,7 @@ class ChooseEnsemble(Stage):
         if ctx.evaluator is not ev:
             ctx.evaluator.use_ensemble(ensemble, build_scorers(ensemble, ctx.bm25, ctx.evaluator, ctx.cfg.student))
         ev.use_ensemble(ensemble, build_scorers(ensemble, ctx.bm25_train, ev, ctx.cfg.student))
-        qrels = ctx.data.qrels["dev"]
-        run = ev.retrieve(ctx.student.encoder, sorted(qrels), ctx.corpus_emb)
-        lists = ev.shortlists("dev", run) if ensemble.choose_on == "student" else \
-            reciprocal_rank_fusion(ctx.bm25_runs["dev"], run, ev.rerank_depth)
-        frame = ev.member_frame([(q, c.docid) for q, cands in lists.items() for c in cands])
-        info = ctx.teacher_info["ensemble"] = {**ensemble.choose(frame, qrels), "shortlists": ensemble.choose_on}
-        alone = ", ".join(f"{m} {v:.3f}" for m, v in info["dev_members"].items())
-        ctx.console.log(f"teacher ensemble: weights {info['weights']} ({info['chosen_on']}): dev nDCG@10 "
-                        f"{info['dev_ndcg@10']:.3f} reranking the {ensemble.choose_on} dev top {ev.rerank_depth} "
-                        f"(members alone: {alone})")
+        choose_ensemble_weights(ctx)
 
 
 class ZeroShotBaseline(Stage):

@@ -15,6 +15,7 @@ from crossdistill.export import export_teacher
 from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.fit import resumable_fit
+from crossdistill.teacher.members import StudentPairs
 
 
 def load_best(module: pl.LightningModule, checkpoint: ModelCheckpoint | None) -> int:
@@ -79,12 +80,15 @@ class TrainTeacher(Stage):
 
 
 class TeacherRerank(Stage):
-    """The teacher (the ensemble) reranking BM25's test top-k: the express lane without any student."""
+    """The teacher (the ensemble) reranking BM25's test top-k: the express lane without a distilled student (an
+    ensemble's ``student`` member is the zero-shot start here)."""
 
-    name, needs, provides = "teacher_rerank", ("evaluator", "bm25_runs", "ensemble"), ("teacher_run",)
+    name, needs, provides = "teacher_rerank", ("evaluator", "bm25_runs", "ensemble", "student"), ("teacher_run",)
     rank_zero_only = False
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
-        k, bm25_test = ctx.cfg.evaluation.rerank_depth, ctx.bm25_runs["test"]
-        scores, _ = ctx.evaluator.reranker_scores([(q, d) for q, hits in bm25_test.items() for d, _ in hits[:k]])
+        k, bm25_test, ev = ctx.cfg.evaluation.rerank_depth, ctx.bm25_runs["test"], ctx.evaluator
+        student = StudentPairs(ctx.student.encoder, ev, ev.init_runs.get("test"),
+                               ctx.corpus_emb if ev is ctx.dev_evaluator else None)
+        scores, _ = ev.reranker_scores([(q, d) for q, hits in bm25_test.items() for d, _ in hits[:k]], student)
         ctx.teacher_run = rerank_head(bm25_test, rerank(bm25_test, scores, k), k)

@@ -20,6 +20,7 @@ from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.data import bm25_depth
 from crossdistill.pipeline.stages.mining import unjudged_pairs
 from crossdistill.retrieval.fusion import reciprocal_rank_fusion
+from crossdistill.teacher.members import StudentPairs
 
 
 class UnjudgedQueries(Stage):
@@ -47,9 +48,10 @@ class UnjudgedQueries(Stage):
             return
         ev, top = ctx.dev_evaluator, unjudged_pairs(instantiate(ctx.cfg.pairs)).top
         bm25_dev = ctx.bm25_train.search({q: unjudged.queries[q] for q in dev}, depth)
-        lists = reciprocal_rank_fusion(bm25_dev, ev.retrieve(ctx.student.encoder, dev, ctx.corpus_emb),
-                                       ev.rerank_depth)
-        scores, _ = ev.reranker_scores([(q, c.docid) for q in dev for c in lists.get(q, [])])
+        run = ev.retrieve(ctx.student.encoder, dev, ctx.corpus_emb)
+        lists = reciprocal_rank_fusion(bm25_dev, run, ev.rerank_depth)
+        scores, _ = ev.reranker_scores([(q, c.docid) for q in dev for c in lists.get(q, [])],
+                                       StudentPairs(ctx.student.encoder, ev, run, ctx.corpus_emb))
         judged = teacher_judgments(scores, top)
         # In place: both evaluators hold these mappings.
         ctx.data.qrels["dev"].clear()
