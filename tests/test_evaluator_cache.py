@@ -68,7 +68,7 @@ def test_embeddings_on_disk_are_memory_mapped_and_equal_the_in_memory_ones(tiny_
 def test_student_member_scores_come_from_the_run_else_from_its_embeddings(tiny_bert, tmp_path, monkeypatch):
     """StudentPairs: a pair its run holds keeps the run's score; another is the cosine of the same weights, from the
     corpus embeddings at hand or, without them, from only the missing documents encoded now."""
-    from crossdistill.teacher.members import StudentPairs
+    from crossdistill.evaluation.student_pairs import StudentPairs
 
     encoder = load_bi_encoder(str(tiny_bert), normalize=True)
     ev = _evaluator(None, tmp_path)

@@ -20,13 +20,13 @@ from crossdistill.common.layout import RunLayout
 from crossdistill.data.corpus import Corpus
 from crossdistill.evaluation.metrics import evaluate
 from crossdistill.evaluation.runs import rerank, reranked_ndcg
+from crossdistill.evaluation.student_pairs import StudentPairs
 from crossdistill.evaluation.taxonomy import classify_queries, lift_by_slice, taxonomy_counts
 from crossdistill.evaluation.trace import build_trace, write_trace
 from crossdistill.models.cross_encoder import predict_logits
 from crossdistill.retrieval.dense import encode, exact_search
 from crossdistill.retrieval.fusion import reciprocal_rank_fusion, shortlist_from_run
 from crossdistill.retrieval.index import ExactSearch, recall_against_exact
-from crossdistill.teacher.members import StudentPairs
 from crossdistill.types import Qrels, Run, Shortlists
 
 RETRIEVAL_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "ndcg@3", "p@3")

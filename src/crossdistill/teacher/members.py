@@ -40,32 +40,6 @@ class FrozenBiEncoder:
                            mapped(self.evaluator.doc_index, docids)).astype(np.float64)
 
 
-class StudentPairs:
-    """The ``student`` member: the cosines of the student whose shortlists are scored, taken from its ``run`` where
-    the run holds the pair, else from ``corpus_emb`` (its embeddings of the whole corpus, when at hand), else from
-    the missing documents encoded now with ``encoder`` (never the whole corpus: it may hold millions)."""
-
-    def __init__(self, encoder, evaluator, run=None, corpus_emb: torch.Tensor | None = None):
-        self.encoder, self.evaluator, self.run, self.corpus_emb = encoder, evaluator, run or {}, corpus_emb
-
-    def __call__(self, queries: Mapping[str, str], qids: Sequence[str], docids: Sequence[str]) -> np.ndarray:
-        qids, docids = list(qids), list(docids)
-        held = {q: dict(self.run[q]) for q in set(qids) if q in self.run}
-        out = np.fromiter((held.get(q, {}).get(d, np.nan) for q, d in zip(qids, docids)), np.float64, len(qids))
-        missing = np.flatnonzero(np.isnan(out))
-        if len(missing):
-            codes, distinct = factorize([qids[i] for i in missing])
-            q_emb = self.evaluator.encode_query_texts(self.encoder, [queries[q] for q in distinct])
-            rows = mapped(self.evaluator.doc_index, [docids[i] for i in missing])
-            if self.corpus_emb is not None:
-                doc_emb, doc_rows = self.corpus_emb, rows
-            else:
-                distinct_rows, doc_rows = np.unique(rows, return_inverse=True)
-                doc_emb = self.evaluator.encode_rows(self.encoder, distinct_rows.tolist())
-            out[missing] = pair_scores(q_emb, doc_emb, codes, doc_rows)
-        return out
-
-
 class BM25Pairs:
     """BM25 scores of (qid, docid) pairs from the run's index (a class, not a closure: DDP spawn pickles it)."""
 
@@ -78,7 +52,7 @@ class BM25Pairs:
 
 def build_scorers(ensemble, bm25, evaluator, student_cfg) -> dict[str, Scorer]:
     """A scorer per member the cross-encoder is not (its logits come from the evaluator's cache or mining), nor the
-    student (its scores come with the shortlists they rerank: :class:`StudentPairs`)."""
+    student (its scores come with the shortlists they rerank: evaluation/student_pairs.py)."""
     scorers: dict[str, Scorer] = {}
     for member in ensemble.members:
         if member == "bm25":

@@ -17,13 +17,14 @@ from crossdistill.common.instantiate import finish_loggers, instantiate_group, m
 from crossdistill.common.io import atomic_path, write_text_atomic
 from crossdistill.common.layout import FINAL_TEST, round_suffix
 from crossdistill.evaluation.evaluator import HEADLINE, RetrievalEvaluator
+from crossdistill.evaluation.student_pairs import StudentPairs
 from crossdistill.pipeline.context import BestStudent, RunContext
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.fit import resumable_fit
 from crossdistill.pipeline.stages.teacher import load_best
 from crossdistill.retrieval.corpus_encoding import encode_corpus_by_rank
 from crossdistill.retrieval.fusion import reciprocal_rank_fusion
-from crossdistill.teacher.members import StudentPairs, build_scorers
+from crossdistill.teacher.members import build_scorers
 
 
 def build_evaluator(ctx: RunContext, training_view: bool = False) -> RetrievalEvaluator:

@@ -11,11 +11,11 @@ from crossdistill.common.fingerprint import cache_key
 from crossdistill.common.instantiate import finish_loggers, instantiate_group, make_trainer
 from crossdistill.common.io import atomic_dir, quarantine
 from crossdistill.evaluation.runs import rerank, rerank_head
+from crossdistill.evaluation.student_pairs import StudentPairs
 from crossdistill.export import export_teacher
 from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.fit import resumable_fit
-from crossdistill.teacher.members import StudentPairs
 
 
 def load_best(module: pl.LightningModule, checkpoint: ModelCheckpoint | None) -> int:
