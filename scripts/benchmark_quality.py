@@ -97,6 +97,10 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
                        "the teacher ensemble's third member is the frozen student whose shortlists are scored (the "
                        "zero-shot start in round 1, round 1's best in round 2, the evaluated student in evaluation) "
                        "instead of the zero-shot start throughout; weights chosen on dev again before round 2"),
+    "student_member_hybrid": (["ensemble=with_student", "ensemble.choose_on=hybrid"],
+                              "student_member with the weights chosen on dev shortlists fused from BM25's and the "
+                              "student's (RRF) instead of the student's own top 20, whose order already is the "
+                              "student member's"),
     "no_pseudo": (["teacher_data.pseudo_queries=0", "ensemble=cross_encoder"],
         "- the teacher's 800 title pseudo-queries"),
     "miner_hybrid": (["miner=hybrid", "ensemble=cross_encoder"],
