@@ -266,7 +266,7 @@ class RetrievalEvaluator:
 
     def member_frame(self, pairs: Sequence[tuple[str, str]], student=None) -> pd.DataFrame:
         """One row per pair: qid, docid and each ensemble member's raw score (``score_column(member)``). ``student``:
-        the ``student`` member's scorer (:class:`~crossdistill.teacher.members.StudentPairs`), the student whose
+        the ``student`` member's scorer (:class:`~crossdistill.evaluation.student_pairs.StudentPairs`), the student whose
         shortlists these pairs are."""
         frame = pd.DataFrame(list(pairs), columns=["qid", "docid"])
         for member in self.ensemble.members:
