@@ -14,7 +14,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from crossdistill.evaluation.metrics import evaluate
+from crossdistill.evaluation.metrics import evaluate, lift_at_k
 from crossdistill.evaluation.runs import rerank_frame
 from crossdistill.teacher.ensemble import TeacherEnsemble, score_column
 
@@ -26,7 +26,7 @@ def shortlists(trace: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     rows = trace[trace.in_shortlist].reset_index(drop=True)
     frame = rows[["qid", "docid"]].copy()
     for column in rows.columns:
-        if column.startswith("teacher_") and column != "teacher_rank" and column != "teacher_score":
+        if column.startswith("teacher_") and column not in ("teacher_rank", "teacher_score"):
             frame[score_column(column.removeprefix("teacher_"))] = rows[column]
     frame[score_column("student")] = rows.student_score
     frame["student_order"] = -rows.student_rank.astype(float)
@@ -35,16 +35,15 @@ def shortlists(trace: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
 
 
 def measure(frame: pd.DataFrame, score: pd.Series, qrels: dict) -> dict:
-    reranked = evaluate(rerank_frame(frame, score), qrels, ("ndcg@10", "ndcg@3"))
-    student = evaluate(rerank_frame(frame, frame.student_order), qrels, ("ndcg@3",))
-    return {"ndcg@10": reranked["ndcg@10"], "lift@3": reranked["ndcg@3"] - student["ndcg@3"]}
+    reranked = rerank_frame(frame, score)
+    return {"ndcg@10": evaluate(reranked, qrels, ("ndcg@10",))["ndcg@10"],
+            "lift@3": lift_at_k(rerank_frame(frame, frame.student_order), reranked, qrels)}
 
 
 def express_lane(run: Path, members: list[str], grid: list[float]) -> dict:
     results = json.loads((run / "results.json").read_text())
-    dev_trace = run / "traces" / f"dev_epoch={results['best_epoch']:03d}.parquet"
-    if results["best_epoch"] < 0:
-        dev_trace = run / "traces" / "dev_init.parquet"
+    epoch = results["best_epoch"]
+    dev_trace = run / "traces" / (f"dev_epoch={epoch:03d}.parquet" if epoch >= 0 else "dev_init.parquet")
     (dev, dev_qrels), (test, test_qrels) = (shortlists(pd.read_parquet(p))
                                             for p in (dev_trace, run / "traces" / "test_final.parquet"))
     missing = [m for m in members if score_column(m) not in dev]
