@@ -2,6 +2,8 @@
 members (from the run's traces) plus the evaluated student's cosine, weights chosen on the dev trace of the epoch the
 run kept (never test), applied to the test trace of the final student. What a deployment that reranks the student's
 top-k would get by interpolating the reranker with its first stage, without changing the distillation teacher.
+Since 2026-11-30 the pipeline's own express lane does this (``ensemble.reranker``, chosen again before each test); the
+script re-chooses offline, for runs made before that or another member list.
 
     python scripts/express_lane.py benchmarks/default-run
 """
@@ -16,22 +18,14 @@ from rich.table import Table
 
 from crossdistill.evaluation.metrics import evaluate, lift_at_k
 from crossdistill.evaluation.runs import rerank_frame
-from crossdistill.teacher.ensemble import TeacherEnsemble, score_column
+from crossdistill.teacher.ensemble import TeacherEnsemble, score_column, trace_frame
 
 
 def shortlists(trace: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """The trace's shortlisted rows as a member frame (each member's raw score under its mining column; the student's
-    cosine as the ``student`` member), and the judgments the trace holds (every judged document has a row)."""
+    """The trace's shortlisted rows as a member frame, and the judgments the trace holds (every judged document has a
+    row)."""
     qrels = {q: {d: int(g) for d, g in zip(t.docid, t.label) if g > 0} for q, t in trace.groupby("qid")}
-    rows = trace[trace.in_shortlist].reset_index(drop=True)
-    frame = rows[["qid", "docid"]].copy()
-    for column in rows.columns:
-        if column.startswith("teacher_") and column not in ("teacher_rank", "teacher_score"):
-            frame[score_column(column.removeprefix("teacher_"))] = rows[column]
-    frame[score_column("student")] = rows.student_score
-    frame["student_order"] = -rows.student_rank.astype(float)
-    frame["teacher_score"] = rows.teacher_score
-    return frame, qrels
+    return trace_frame(trace), qrels
 
 
 def measure(frame: pd.DataFrame, score: pd.Series, qrels: dict) -> dict:
@@ -54,7 +48,7 @@ def express_lane(run: Path, members: list[str], grid: list[float]) -> dict:
     out = {"members": members, "weights": choice["weights"], "dev_trace": dev_trace.name, "systems": {}}
     for name, frame, qrels in (("dev", dev, dev_qrels), ("test", test, test_qrels)):
         out["systems"][name] = {"student": measure(frame, frame.student_order, qrels),
-                                "run's teacher": measure(frame, frame.teacher_score, qrels),
+                                "run's reranker": measure(frame, frame.teacher_score, qrels),
                                 "interpolated": measure(frame, ensemble.combine(frame), qrels)}
     return out
 

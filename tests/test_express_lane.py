@@ -28,7 +28,7 @@ def test_weights_come_from_the_dev_trace_and_the_test_trace_is_measured_with_the
     # dev: only BM25 puts the relevant document first, so dev chooses BM25 alone
     _trace("q1", ["a", "b", "c"], "a", student=[0.1, 0.3, 0.2], teacher=[0.0, 1.0, 2.0], ce=[0.0, 2.0, 1.0],
            bm25=[9.0, 1.0, 2.0]).to_parquet(tmp_path / "traces" / "dev_epoch=000.parquet")
-    # test: the student ranks the relevant y second, BM25 first, the run's teacher last
+    # test: the student ranks the relevant y second, BM25 first, the run's reranker last
     _trace("q2", ["x", "y", "z"], "y", student=[0.3, 0.2, 0.1], teacher=[2.0, 0.0, 1.0], ce=[1.0, 0.0, 2.0],
            bm25=[1.0, 5.0, 2.0]).to_parquet(tmp_path / "traces" / "test_final.parquet")
     res = el.express_lane(tmp_path, ["cross_encoder", "bm25", "student"], [0.0, 0.5, 1.0])
@@ -36,8 +36,8 @@ def test_weights_come_from_the_dev_trace_and_the_test_trace_is_measured_with_the
     test = res["systems"]["test"]
     second, third = 1 / math.log2(3), 1 / math.log2(4)
     assert test["student"]["ndcg@10"] == pytest.approx(second) and test["student"]["lift@3"] == pytest.approx(0.0)
-    assert test["run's teacher"]["ndcg@10"] == pytest.approx(third)
-    assert test["run's teacher"]["lift@3"] == pytest.approx(third - second)
+    assert test["run's reranker"]["ndcg@10"] == pytest.approx(third)
+    assert test["run's reranker"]["lift@3"] == pytest.approx(third - second)
     assert test["interpolated"] == pytest.approx({"ndcg@10": 1.0, "lift@3": 1.0 - second})
 
 

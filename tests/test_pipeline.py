@@ -27,7 +27,8 @@ def test_results_json_reports_every_system_and_stage(finished_run):
     cfg, out, _, value = finished_run
     results = json.loads((out / "results.json").read_text())
     assert set(results["systems"]) == {"bm25", "hybrid_zero_shot", "student_init", "teacher_rerank",
-                                       "teacher_rerank_student", "student", "hybrid_student"}
+                                       "teacher_rerank_student", "distill_teacher_rerank_student", "student",
+                                       "hybrid_student"}
     assert results["label_free"] is False and len(results["rounds"]) == 1
     for name, metrics in results["systems"].items():
         for m in ("ndcg@10", "mrr@10", "recall@100"):
@@ -60,25 +61,47 @@ def test_traces_have_documented_columns_and_one_row_per_candidate(finished_run):
     names = sorted(p.stem for p in (out / "traces").glob("*.parquet"))
     assert names == ["dev_epoch=000", "dev_epoch=001", "dev_init", "test_final", "test_init"]
     trace = pd.read_parquet(out / "traces" / "test_final.parquet")
-    # The default teacher is an ensemble: a raw-score column per member after the documented columns.
-    members = ("teacher_cross_encoder", "teacher_bm25", "teacher_zero_shot")
-    assert tuple(trace.columns) == (*TRACE_COLUMNS, *members)
+    # The default teacher is an ensemble, the express lane's reranker another (the student's own cosine added): a
+    # raw-score column per member of either after the documented columns, then the distillation teacher's score.
+    members = ("teacher_cross_encoder", "teacher_bm25", "teacher_student", "teacher_zero_shot")
+    assert tuple(trace.columns) == (*TRACE_COLUMNS, *members, "distill_teacher_score")
     shortlist = trace[trace.in_shortlist]
     assert shortlist[list(members)].notna().all().all()
-    # teacher_score = sum of the chosen weights x each member's z-score within the query's shortlist
-    weights = json.loads((out / "results.json").read_text())["teacher"]["ensemble"]["weights"]
-    expected = sum(w * shortlist.groupby("qid")[f"teacher_{m}"].transform(lambda s: (s - s.mean()) / (s.std(ddof=0) or 1.0))
+    np.testing.assert_allclose(shortlist.teacher_student, shortlist.student_score, rtol=1e-5, atol=1e-6)
+
+    def combined(frame, weights):   # sum of the weights x each member's z-score within the query's shortlist
+        return sum(w * frame.groupby("qid")[f"teacher_{m}"].transform(lambda s: (s - s.mean()) / (s.std(ddof=0) or 1.0))
                    for m, w in weights.items())
-    np.testing.assert_allclose(shortlist.teacher_score, expected, atol=1e-5)
+
+    results = json.loads((out / "results.json").read_text())
+    ensemble, reranker = results["teacher"]["ensemble"], results["teacher"]["reranker"]
+    np.testing.assert_allclose(shortlist.teacher_score, combined(shortlist, reranker["weights"]), atol=1e-5)
+    np.testing.assert_allclose(shortlist.distill_teacher_score, combined(shortlist, ensemble["weights"]), atol=1e-5)
     # results.json and the report show each member alone reranking the same shortlists, and the ensemble
-    ensemble = json.loads((out / "results.json").read_text())["teacher"]["ensemble"]
-    assert set(ensemble["dev_members"]) == set(ensemble["test_members"]) == {"cross_encoder", "bm25", "zero_shot"}
+    assert set(ensemble["dev_members"]) == {"cross_encoder", "bm25", "zero_shot"}
+    assert set(ensemble["test_members"]) == {"cross_encoder", "bm25", "zero_shot", "student"}
     from crossdistill.evaluation.metrics import evaluate
     from crossdistill.evaluation.runs import rerank_frame
-    qrels = {q: {d: int(g) for d, g in zip(t.docid, t.label) if g > 0} for q, t in trace.groupby("qid")}
-    alone = evaluate(rerank_frame(shortlist, shortlist.teacher_bm25), qrels, ("ndcg@10",))["ndcg@10"]
-    assert ensemble["test_members"]["bm25"] == pytest.approx(alone)
-    assert "The teacher is an ensemble" in (out / "report" / "report.md").read_text()
+
+    def reranked(frame, score):
+        judged = {q: {d: int(g) for d, g in zip(t.docid, t.label) if g > 0} for q, t in frame.groupby("qid")}
+        return evaluate(rerank_frame(frame[frame.in_shortlist], score), judged, ("ndcg@10",))["ndcg@10"]
+
+    assert ensemble["test_members"]["bm25"] == pytest.approx(reranked(trace, shortlist.teacher_bm25))
+    assert ensemble["test_ndcg@10"] == pytest.approx(reranked(trace, shortlist.distill_teacher_score))
+    assert reranker["test_ndcg@10"] == pytest.approx(reranked(trace, shortlist.teacher_score))
+    # The reranker's weights: chosen on the zero-shot dev top-k, then again on the dev trace of the epoch kept, the
+    # best of the grid there (so at least every member alone), never on test
+    kept = "dev_init" if results["best_epoch"] < 0 else f"dev_epoch={results['best_epoch']:03d}"
+    assert [r["shortlists"] for r in reranker["rounds"]] == ["zero-shot dev", kept]
+    dev = pd.read_parquet(out / "traces" / f"{kept}.parquet")
+    dev_shortlist = dev[dev.in_shortlist]
+    chosen = reranked(dev, combined(dev_shortlist, reranker["weights"]))
+    assert reranker["dev_ndcg@10"] == pytest.approx(chosen)
+    for member in reranker["members"]:
+        assert chosen >= reranked(dev, dev_shortlist[f"teacher_{member}"]) - 1e-9
+    report = (out / "report" / "report.md").read_text()
+    assert "The teacher is an ensemble" in report and "The express lane's reranker" in report
     assert shortlist.groupby("qid").size().eq(cfg.evaluation.rerank_depth).all()
     assert not shortlist.duplicated(["qid", "docid"]).any()
     assert shortlist.student_init_rank.notna().any()
@@ -408,6 +431,11 @@ def test_a_student_member_is_the_frozen_student_whose_shortlists_are_scored(tiny
     results = json.loads((out / "results.json").read_text())
     ensemble = results["teacher"]["ensemble"]
     assert len(ensemble["rounds"]) == 2 and ensemble["weights"] == ensemble["rounds"][1]["weights"]
+    # the express lane's reranker: chosen on the zero-shot dev, then on each round's kept epoch's dev trace before
+    # its test, then on the run's kept epoch's before the final test
+    kept = [f"dev_epoch={r['epoch']:03d}" for r in results["rounds"]]
+    chosen_on = [r["shortlists"] for r in results["teacher"]["reranker"]["rounds"]]
+    assert chosen_on == ["zero-shot dev", *kept, f"dev_epoch={results['best_epoch']:03d}"]
     assert set(ensemble["rounds"][0]["dev_members"]) == {"cross_encoder", "bm25", "student"}
     for name in ("test_final", "dev_epoch=001"):
         shortlist = pd.read_parquet(out / "traces" / f"{name}.parquet").query("in_shortlist")

@@ -25,6 +25,7 @@ CASES = [
     ("student.model=/no/such/model", "student.model", "not a local folder"),       # a model that is not there
     ("inference_precision=fp8", "inference_precision", "bf16-mixed"),
     ("bm25.backend=rust", "bm25.backend", "numba"),
+    ("ensemble.reranker=[cross_encoder,mpnet]", "ensemble.reranker", "bi_encoders"),   # a member with no scorer
     # index settings: once a FAISS error after the teacher had trained
     ("evaluation/index=faiss_ivf evaluation.index.nprobe=0", "evaluation.index.nprobe", ">= 1"),
     ("evaluation/index=faiss_hnsw evaluation.index.kind=lsh", "evaluation.index.kind", "hnsw"),

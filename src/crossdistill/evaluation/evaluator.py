@@ -98,6 +98,7 @@ class EvalResult:
     run: Run
     reranked: Run | None   # None without a teacher
     trace: pd.DataFrame
+    teacher_reranked: Run | None = None   # the distillation teacher's, where the reranker is another ensemble
 
 
 def add_member_columns(trace: pd.DataFrame, members: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
@@ -127,7 +128,8 @@ class RetrievalEvaluator:
         self.doc_ids, self.doc_index = self.doc_text.ids, self.doc_text.rows
         self.queries, self.qrels, self.bm25_runs = queries, qrels, bm25_runs
         self.teacher, self.layout = teacher, layout
-        self.ensemble, self.scorers = None, {}   # a teacher ensemble around ``teacher`` (use_ensemble)
+        # The reranker around ``teacher`` (use_ensemble), and the distillation teacher when that is another ensemble
+        self.ensemble, self.teacher_ensemble, self.scorers = None, None, {}
         self.retrieval_depth, self.rerank_depth, self.precision = s.retrieval_depth, s.rerank_depth, s.precision
         self.teacher_cache: dict[tuple[str, str], float] = {}
         self.init_runs: dict[str, Run] = {}
@@ -259,17 +261,28 @@ class RetrievalEvaluator:
         gathered = strategy.all_gather(local).reshape(-1)[:len(todo)]   # rank order = the shards' order
         self._remember(todo, gathered.tolist(), write=strategy.global_rank == 0)
 
-    def use_ensemble(self, ensemble, scorers: Mapping) -> None:
-        """From now on the teacher is ``ensemble`` (its cross-encoder member is ``teacher``): reranking, lift@k and
-        the trace's teacher columns use its combined score; the trace gains a raw-score column per member."""
+    def use_ensemble(self, ensemble, scorers: Mapping, teacher=None) -> None:
+        """From now on the reranker is ``ensemble`` (its cross-encoder member is ``teacher``): reranking, lift@k and
+        the trace's teacher columns use its combined score; the trace gains a raw-score column per member. ``teacher``:
+        the distillation teacher when it is another ensemble (the express lane interpolating with the student): its
+        members are scored too, and each evaluation reports it beside the reranker (``ndcg@10_teacher``)."""
         self.ensemble, self.scorers = ensemble, dict(scorers)
+        self.teacher_ensemble = teacher if teacher is not None and teacher is not ensemble else None
+
+    @property
+    def members(self) -> list[str]:
+        """Every member scored: the reranker's, then the distillation teacher's others."""
+        if self.ensemble is None:
+            return []
+        extra = self.teacher_ensemble.members if self.teacher_ensemble is not None else []
+        return list(dict.fromkeys([*self.ensemble.members, *extra]))
 
     def member_frame(self, pairs: Sequence[tuple[str, str]], student=None) -> pd.DataFrame:
-        """One row per pair: qid, docid and each ensemble member's raw score (``score_column(member)``). ``student``:
-        the ``student`` member's scorer (:class:`~crossdistill.evaluation.student_pairs.StudentPairs`), the student whose
-        shortlists these pairs are."""
+        """One row per pair: qid, docid and each member's raw score (``score_column(member)``; the reranker's and the
+        distillation teacher's). ``student``: the ``student`` member's scorer
+        (:class:`~crossdistill.evaluation.student_pairs.StudentPairs`), the student whose shortlists these pairs are."""
         frame = pd.DataFrame(list(pairs), columns=["qid", "docid"])
-        for member in self.ensemble.members:
+        for member in self.members:
             if member == "cross_encoder":
                 ce = self.teacher_scores(pairs)
                 values = [ce[p] for p in pairs]
@@ -283,15 +296,18 @@ class RetrievalEvaluator:
             frame[self.ensemble.column(member)] = values
         return frame
 
-    def reranker_scores(self, pairs: Sequence[tuple[str, str]], student=None) -> tuple[dict, pd.DataFrame | None]:
-        """The teacher's score of each pair (the ensemble's, z-normalised within each query's pairs, or the lone
+    def reranker_scores(self, pairs: Sequence[tuple[str, str]], student=None,
+                        ensemble=None) -> tuple[dict, pd.DataFrame | None]:
+        """The reranker's score of each pair (the ensemble's, z-normalised within each query's pairs, or the lone
         cross-encoder's logits) and the members' raw scores (None without an ensemble). ``student``: as for
-        :meth:`member_frame`."""
-        pairs = list(pairs)
-        if self.ensemble is None or self.ensemble.is_plain_teacher:
+        :meth:`member_frame`; ``ensemble``: another of the evaluator's ensembles (the distillation teacher)."""
+        pairs, ensemble = list(pairs), ensemble if ensemble is not None else self.ensemble
+        # Every member is scored even where the weights leave the cross-encoder alone: the trace keeps them all, and
+        # a later choice (ChooseReranker) reads them there.
+        if self.ensemble is None or self.members == ["cross_encoder"]:
             return self.teacher_scores(pairs), None
         frame = self.member_frame(pairs, student)
-        return dict(zip(pairs, self.ensemble.combine(frame).astype(float))), frame
+        return dict(zip(pairs, ensemble.combine(frame).astype(float))), frame
 
     def shortlists(self, split: str, run: Run) -> Shortlists:
         bm25 = self.bm25_runs.get(split, {})
@@ -376,7 +392,7 @@ class RetrievalEvaluator:
         if epoch < 0:
             self.init_runs[split] = run
         lists = self.shortlists(split, run)
-        scores = reranked = members = None
+        scores = reranked = members = teacher_reranked = None
         if self.teacher is not None:
             scores, members = self.reranker_scores([(q, c.docid) for q, cands in lists.items() for c in cands],
                                                    StudentPairs(encoder, self, run, corpus_emb))
@@ -387,12 +403,30 @@ class RetrievalEvaluator:
                             student_init_run=self.init_runs.get(split), bm25_run=self.bm25_runs.get(split))
         metrics = self._metrics(run, reranked, qrels, trace)
         if members is not None:
-            columns = {m: self.ensemble.column(m) for m in self.ensemble.members}
+            columns = {m: self.ensemble.column(m) for m in self.members}
             trace = add_member_columns(trace, members, columns)
             metrics |= {f"ndcg@10_reranked/{m}": reranked_ndcg(members, members[c], qrels) for m, c in columns.items()}
+            if self.teacher_ensemble is not None:
+                trace, teacher, teacher_reranked = self._distillation_teacher(trace, members, lists, run, qrels)
+                metrics |= teacher
         if self.layout is not None:
             self._write(eval_name, split, epoch, metrics, trace)
-        return EvalResult(metrics=metrics, run=run, reranked=reranked, trace=trace)
+        return EvalResult(metrics=metrics, run=run, reranked=reranked, trace=trace, teacher_reranked=teacher_reranked)
+
+    def _distillation_teacher(self, trace: pd.DataFrame, members: pd.DataFrame, lists: Shortlists, run: Run,
+                              qrels: Qrels) -> tuple[pd.DataFrame, dict[str, float], Run]:
+        """The distillation teacher, where the reranker is another ensemble, over the same shortlists: the trace's
+        ``distill_teacher_score`` and its nDCG@10 and lift@k (``ndcg@10_teacher``, ``lift@k_teacher``)."""
+        score = self.teacher_ensemble.combine(members).astype(float)
+        scores = dict(zip(zip(members.qid, members.docid), score))
+        reranked = rerank({q: [(c.docid, c.score) for c in cands] for q, cands in lists.items()}, scores,
+                          self.rerank_depth)
+        k = self.settings.lift_k
+        after, before = evaluate(reranked, qrels, (f"ndcg@{k}", "ndcg@10")), evaluate(run, qrels, (f"ndcg@{k}",))
+        column = pd.DataFrame({"qid": members.qid, "docid": members.docid, "distill_teacher_score": score})
+        trace = trace.merge(column.drop_duplicates(["qid", "docid"]), on=["qid", "docid"], how="left")
+        metrics = {"ndcg@10_teacher": after["ndcg@10"], f"lift@{k}_teacher": after[f"ndcg@{k}"] - before[f"ndcg@{k}"]}
+        return trace, metrics, reranked
 
     def _metrics(self, run: Run, reranked: Run | None, qrels: Qrels, trace: pd.DataFrame) -> dict[str, float]:
         student = evaluate(run, qrels, RETRIEVAL_METRICS)

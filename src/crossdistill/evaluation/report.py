@@ -103,25 +103,30 @@ def _results_section(layout: RunLayout) -> list[str]:
     if res.get("systems"):
         systems = pd.DataFrame.from_dict(res["systems"], orient="index")
         md += [_md_table(systems.rename_axis("system").reset_index()), ""]
-    md += _ensemble_lines((res.get("teacher") or {}).get("ensemble") or {})
+    teacher = res.get("teacher") or {}
+    md += _ensemble_lines(teacher.get("ensemble") or {})
+    md += _ensemble_lines(teacher.get("reranker") or {}, "The express lane's reranker (the teacher over the student's "
+                          "top-k) is its own ensemble")
     if res.get("stages"):
         stages = pd.DataFrame.from_dict(res["stages"], orient="index")
         md += ["Stage costs:", "", _md_table(stages.rename_axis("stage").reset_index()), ""]
     return md
 
 
-def _ensemble_lines(ensemble: dict) -> list[str]:
-    """The teacher ensemble: members, weights, and each member alone reranking the same shortlists."""
+def _ensemble_lines(ensemble: dict, what: str = "The teacher is an ensemble") -> list[str]:
+    """An ensemble (the teacher, or the express lane's reranker): members, weights, and each member alone reranking
+    the same shortlists (dev: those its latest weights were chosen on)."""
     if "dev_members" not in ensemble:
         return []
-    test = ensemble.get("test_members") or {}
+    test, on = ensemble.get("test_members") or {}, ensemble.get("shortlists", "student")
+    dev = "dev nDCG@10 (zero-shot top-k)" if on in ("student", "hybrid", "zero-shot dev") else f"dev nDCG@10 ({on})"
     tab = pd.DataFrame({"member": [*ensemble["members"], "ensemble"],
                         "weight": [ensemble["weights"].get(m, 0.0) for m in ensemble["members"]] + [None],
-                        "dev nDCG@10 (zero-shot top-k)": [*ensemble["dev_members"].values(), ensemble["dev_ndcg@10"]],
+                        dev: [*ensemble["dev_members"].values(), ensemble["dev_ndcg@10"]],
                         "test nDCG@10 (distilled top-k)": [test.get(m) for m in ensemble["members"]]
                         + [ensemble.get("test_ndcg@10")]})
-    return [f"The teacher is an ensemble (weights chosen on {ensemble.get('chosen_on', 'dev')}); each member alone "
-            "reranking the same shortlists:", "", _md_table(tab), ""]
+    return [f"{what} (weights chosen on {ensemble.get('chosen_on', 'dev')}); each member alone reranking the same "
+            "shortlists:", "", _md_table(tab), ""]
 
 
 EPOCH_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "p@3_student", "p@3_reranked", "ndcg@10_reranked",

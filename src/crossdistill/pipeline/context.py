@@ -55,7 +55,8 @@ class RunContext:
     teacher_data: Any = None            # TeacherDataModule (also names the teacher's title-query documents)
     teacher: Any = None                 # CrossEncoderTeacher
     teacher_info: dict | None = None
-    ensemble: Any = None                # TeacherEnsemble: the teacher everywhere (members, weights chosen on dev)
+    ensemble: Any = None                # TeacherEnsemble: the distillation teacher (members, weights chosen on dev)
+    reranker: Any = None                # TeacherEnsemble: the express lane's reranker (evaluation), or the teacher
     student: Any = None                 # BiEncoderStudent
     evaluator: Any = None               # RetrievalEvaluator over the corpus (test)
     # The evaluator over what training reads (dev, mining's encodings and member scores); ``evaluator`` unless the

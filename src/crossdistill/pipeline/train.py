@@ -14,6 +14,7 @@ from crossdistill.pipeline.stages.mining import MineRound
 from crossdistill.pipeline.stages.outputs import Export, Report
 from crossdistill.pipeline.stages.student import (
     ChooseEnsemble,
+    ChooseReranker,
     DistillRound,
     FinalTest,
     RoundTest,
@@ -31,8 +32,8 @@ def train_stages(rounds: int) -> Iterator[Stage]:
     for r in range(1, rounds + 1):
         yield from (MineRound(r), DistillRound(r))
         if rounds > 1:
-            yield from (ShareTestEncoding(r), RoundTest(r))
-    yield from (ShareTestEncoding(), FinalTest(), Export(), Report())
+            yield from (ChooseReranker(r), ShareTestEncoding(r), RoundTest(r))
+    yield from (ChooseReranker(), ShareTestEncoding(), FinalTest(), Export(), Report())
 
 
 def run_stages(ctx: RunContext, stages) -> RunContext:

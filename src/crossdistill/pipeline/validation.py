@@ -143,10 +143,11 @@ def _check_ensemble(cfg: DictConfig) -> None:
         return
     extra = set(ensemble.get("bi_encoders") or {})
     known = ("cross_encoder", "bm25", "zero_shot", "student", *sorted(extra))
-    for member in ensemble.get("members") or []:
-        if member not in known:
-            raise ConfigError("ensemble.members", member, f"must be one of {', '.join(known)} "
-                              "(a frozen bi-encoder needs an entry in ensemble.bi_encoders)")
+    for key in ("members", "reranker"):
+        for member in ensemble.get(key) or []:
+            if member not in known:
+                raise ConfigError(f"ensemble.{key}", member, f"must be one of {', '.join(known)} "
+                                  "(a frozen bi-encoder needs an entry in ensemble.bi_encoders)")
     weights = ensemble.get("weights")
     if isinstance(weights, str) and weights != "dev":
         raise ConfigError("ensemble.weights", weights, "must be dev or a mapping member -> weight")

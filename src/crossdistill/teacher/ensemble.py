@@ -11,6 +11,10 @@ nDCG@10 is kept; with a ``student`` member they are chosen again before each lat
 the student that mines it. A lone cross-encoder (``ensemble=cross_encoder``) keeps its raw logits, so margins stay
 in logit units. The weights being trained are never a member: a round's targets are scored before it trains, from
 the frozen student that mined it (the score interpolation of reranker and first stage, learned from on dev).
+
+The express lane's reranker (evaluation: the teacher over the student's top-k, lift@k, the traces) may be another
+ensemble (``reranker``: its members, e.g. the teacher's with the evaluated student's own score), its weights chosen
+on dev shortlists of the student it reranks: the distillation teacher stays what ``members`` says.
 """
 from __future__ import annotations
 
@@ -39,6 +43,21 @@ def zscore(frame: pd.DataFrame, column: str) -> pd.Series:
     return ((frame[column] - g.transform("mean")) / g.transform("std", ddof=0).replace(0.0, 1.0)).fillna(0.0)
 
 
+def trace_frame(trace: pd.DataFrame) -> pd.DataFrame:
+    """An evaluation trace's shortlisted rows as a member frame: qid, docid, each member's raw score (the trace's
+    ``teacher_<member>`` columns) under its mining column, the ``student`` member as the student's own cosine, and
+    ``student_order`` (minus its rank) and ``teacher_score`` (the reranker's, as evaluated)."""
+    rows = trace[trace.in_shortlist].reset_index(drop=True)
+    frame = rows[["qid", "docid"]].copy()
+    for column in rows.columns:
+        if column.startswith("teacher_") and column not in ("teacher_rank", "teacher_score"):
+            frame[score_column(column.removeprefix("teacher_"))] = rows[column]
+    frame[score_column("student")] = rows.student_score
+    frame["student_order"] = -rows.student_rank.astype(float)
+    frame["teacher_score"] = rows.teacher_score
+    return frame
+
+
 @dataclass
 class TeacherEnsemble:
     """The config group ``ensemble``. ``weights``: a mapping member -> weight, or ``dev`` to choose them."""
@@ -53,16 +72,20 @@ class TeacherEnsemble:
     # A dev set every member alone reranks to at least this nDCG@10 cannot tell them apart (label-free title
     # queries, whose documents hold the query verbatim, score 0.99 for every member): equal weights are kept then.
     saturated: float = 0.95
+    # The members of the express lane's reranker when it is not the teacher itself (None): weights always from dev,
+    # chosen again on the kept student's dev trace before each test (pipeline/stages/student.py ChooseReranker).
+    reranker: Sequence[str] | None = None
 
     def __post_init__(self):
         if self.choose_on not in ("student", "hybrid"):
             raise ValueError(f"ensemble.choose_on must be student or hybrid, got {self.choose_on!r}")
         self.members = list(self.members)
         self.bi_encoders = dict(self.bi_encoders or {})
-        unknown = [m for m in self.members if m not in BUILT_IN and m not in self.bi_encoders]
-        if not self.members or unknown:
-            raise ValueError(f"ensemble.members: {unknown or 'none'} - each must be one of {list(BUILT_IN)} or a "
-                             "name in ensemble.bi_encoders")
+        for key, members in (("members", self.members), ("reranker", self.reranker)):
+            unknown = [m for m in members or [] if m not in BUILT_IN and m not in self.bi_encoders]
+            if (key == "members" and not members) or unknown:
+                raise ValueError(f"ensemble.{key}: {unknown or 'none'} - each must be one of {list(BUILT_IN)} or a "
+                                 "name in ensemble.bi_encoders")
         self.from_dev = isinstance(self.weights, str)   # chosen on dev (again before each round, with a student)
         if isinstance(self.weights, str):
             if self.weights != "dev":
@@ -73,6 +96,13 @@ class TeacherEnsemble:
             self.weights = {m: float(self.weights.get(m, 0.0)) for m in self.members}
             if not any(self.weights.values()):
                 raise ValueError("ensemble.weights: at least one member needs a non-zero weight")
+
+    def express_lane(self) -> TeacherEnsemble:
+        """The reranker of evaluation: this ensemble, or (``reranker``) its own, with weights to choose on dev."""
+        if not self.reranker:
+            return self
+        return TeacherEnsemble(members=list(self.reranker), weights="dev", grid=self.grid, bi_encoders=self.bi_encoders,
+                               choose_on=self.choose_on, saturated=self.saturated)
 
     @staticmethod
     def column(member: str) -> str:

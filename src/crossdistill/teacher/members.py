@@ -50,11 +50,12 @@ class BM25Pairs:
         return self.bm25.score_pairs(queries, qids, docids)
 
 
-def build_scorers(ensemble, bm25, evaluator, student_cfg) -> dict[str, Scorer]:
-    """A scorer per member the cross-encoder is not (its logits come from the evaluator's cache or mining), nor the
-    student (its scores come with the shortlists they rerank: evaluation/student_pairs.py)."""
+def build_scorers(ensemble, bm25, evaluator, student_cfg, members=None) -> dict[str, Scorer]:
+    """A scorer per member (``ensemble``'s, or ``members``) the cross-encoder is not (its logits come from the
+    evaluator's cache or mining), nor the student (its scores come with the shortlists they rerank:
+    evaluation/student_pairs.py)."""
     scorers: dict[str, Scorer] = {}
-    for member in ensemble.members:
+    for member in members if members is not None else ensemble.members:
         if member == "bm25":
             scorers[member] = BM25Pairs(bm25)
         elif member == "zero_shot":   # the student's starting weights, loaded afresh: never the student in training

@@ -43,6 +43,9 @@ def test_systems(ctx: RunContext) -> tuple[dict[str, dict], dict[str, Run]]:
             "teacher_rerank": ctx.teacher_run,
             # The teacher reranking the distilled student's top-k, the student's order below it.
             "teacher_rerank_student": rerank_head(final.run, final.reranked, k),
+            # The distillation teacher over the same top-k, where the express lane's reranker is another ensemble.
+            **({"distill_teacher_rerank_student": rerank_head(final.run, final.teacher_reranked, k)}
+               if final.teacher_reranked is not None else {}),
             "student": final.run,
             "hybrid_student": hybrid(bm25, final.run, depth)}
 
@@ -52,17 +55,23 @@ def test_systems(ctx: RunContext) -> tuple[dict[str, dict], dict[str, Run]]:
     evaluated = {"student_init": headline(init.metrics), "student": headline(final.metrics),
                  **{f"student_round{rec['round']}": rec["test"] for rec in ctx.rounds if "test" in rec}}
     order = ["bm25", "hybrid_zero_shot", "student_init", "teacher_rerank", "teacher_rerank_student",
+             *(["distill_teacher_rerank_student"] if final.teacher_reranked is not None else []),
              *(n for n in evaluated if n.startswith("student_round")), "student", "hybrid_student"]
     return {n: evaluated[n] if n in evaluated else evaluate(runs[n], qrels, HEADLINE) for n in order}, runs
 
 
 def teacher_record(ctx: RunContext) -> dict:
-    """The teacher's record, with each ensemble member alone reranking the final student's test shortlists."""
-    info = dict(ctx.teacher_info)
-    members = {k.split("/", 1)[1]: v for k, v in ctx.final.metrics.items() if k.startswith("ndcg@10_reranked/")}
-    if members and "ensemble" in info:
+    """The teacher's record (and the express lane's reranker's, where it is another ensemble), with each member alone
+    reranking the final student's test shortlists."""
+    info, metrics = dict(ctx.teacher_info), ctx.final.metrics
+    members = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith("ndcg@10_reranked/")}
+    if not members:
+        return info
+    if "ensemble" in info:
         info["ensemble"] = {**info["ensemble"], "test_members": members,
-                            "test_ndcg@10": ctx.final.metrics.get("ndcg@10_reranked")}
+                            "test_ndcg@10": metrics.get("ndcg@10_teacher", metrics.get("ndcg@10_reranked"))}
+    if "reranker" in info:
+        info["reranker"] = {**info["reranker"], "test_members": members, "test_ndcg@10": metrics.get("ndcg@10_reranked")}
     return info
 
 

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
 from crossdistill.common.instantiate import finish_loggers, instantiate_group, make_trainer
 from crossdistill.common.io import atomic_path, write_text_atomic
-from crossdistill.common.layout import FINAL_TEST, round_suffix
+from crossdistill.common.layout import FINAL_TEST, dev_epoch_name, round_suffix
 from crossdistill.evaluation.evaluator import HEADLINE, RetrievalEvaluator
 from crossdistill.evaluation.student_pairs import StudentPairs
 from crossdistill.pipeline.context import BestStudent, RunContext
@@ -24,6 +24,7 @@ from crossdistill.pipeline.stages.fit import resumable_fit
 from crossdistill.pipeline.stages.teacher import load_best
 from crossdistill.retrieval.corpus_encoding import encode_corpus_by_rank
 from crossdistill.retrieval.fusion import reciprocal_rank_fusion
+from crossdistill.teacher.ensemble import trace_frame
 from crossdistill.teacher.members import build_scorers
 
 
@@ -71,46 +72,82 @@ class ZeroShotStudent(Stage):
         ctx.corpus_emb = encode_corpus(ctx, ctx.student.encoder)
 
 
+def record_choice(ctx: RunContext, name: str, info: dict) -> None:
+    """``teacher_info[name]``: the latest choice, with every choice so far under ``rounds`` after the first."""
+    earlier = ctx.teacher_info.get(name)
+    if earlier is not None:
+        info["rounds"] = [*earlier.get("rounds", [earlier]), dict(info)]
+    ctx.teacher_info[name] = info
+
+
+def log_choice(ctx: RunContext, what: str, info: dict, on: str) -> None:
+    alone = ", ".join(f"{m} {v:.3f}" for m, v in info["dev_members"].items())
+    ctx.console.log(f"{what}: weights {info['weights']} ({info['chosen_on']}): dev nDCG@10 {info['dev_ndcg@10']:.3f} "
+                    f"reranking {on} (members alone: {alone})")
+
+
 def choose_ensemble_weights(ctx: RunContext, when: str = "") -> None:
     """The ensemble's weights, the best combination reranking the current student's dev shortlists (its top-k, or
     their RRF with BM25's: ``ensemble.choose_on``); recorded in ``teacher_info`` (and, after the first choice, under
-    ``ensemble.rounds``)."""
+    ``ensemble.rounds``). A separate reranker (``ensemble.reranker``) is chosen on the same shortlists the first
+    time (``reranker``)."""
     ensemble, ev, qrels = ctx.ensemble, ctx.dev_evaluator, ctx.data.qrels["dev"]
     run = ev.retrieve(ctx.student.encoder, sorted(qrels), ctx.corpus_emb)
     lists = ev.shortlists("dev", run) if ensemble.choose_on == "student" else \
         reciprocal_rank_fusion(ctx.bm25_runs["dev"], run, ev.rerank_depth)
     frame = ev.member_frame([(q, c.docid) for q, cands in lists.items() for c in cands],
                             StudentPairs(ctx.student.encoder, ev, run, ctx.corpus_emb))
-    earlier = ctx.teacher_info.get("ensemble")
-    info = {**ensemble.choose(frame, qrels), "shortlists": ensemble.choose_on}
-    if earlier is not None:
-        info["rounds"] = [*earlier.get("rounds", [earlier]), dict(info)]
-    ctx.teacher_info["ensemble"] = info
-    alone = ", ".join(f"{m} {v:.3f}" for m, v in info["dev_members"].items())
-    ctx.console.log(f"teacher ensemble{when}: weights {info['weights']} ({info['chosen_on']}): dev nDCG@10 "
-                    f"{info['dev_ndcg@10']:.3f} reranking the {ensemble.choose_on} dev top {ev.rerank_depth} "
-                    f"(members alone: {alone})")
+    on = f"the {ensemble.choose_on} dev top {ev.rerank_depth}"
+    record_choice(ctx, "ensemble", info := {**ensemble.choose(frame, qrels), "shortlists": ensemble.choose_on})
+    log_choice(ctx, f"teacher ensemble{when}", info, on)
+    if ctx.reranker is not ensemble and "reranker" not in ctx.teacher_info:
+        record_choice(ctx, "reranker", info := {**ctx.reranker.choose(frame, qrels), "shortlists": "zero-shot dev"})
+        log_choice(ctx, "express lane reranker", info, on)
 
 
 class ChooseEnsemble(Stage):
     """The teacher ensemble around the cross-encoder: its members' scorers, and its weights (fixed, or the best
     combination reranking the zero-shot student's dev shortlists; with a ``student`` member, chosen again before
-    each later round). From here on the evaluator's teacher is the ensemble; a lone cross-encoder changes nothing."""
+    each later round), and the express lane's reranker (``ensemble.reranker``; else the teacher). From here on the
+    evaluator reranks with the reranker; a lone cross-encoder that is both changes nothing."""
 
     name, needs = "ensemble", ("student", "evaluator", "dev_evaluator", "bm25", "bm25_train", "corpus_emb")
     provides = ("ensemble",)
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
         ensemble, ev = instantiate(ctx.cfg.ensemble), ctx.dev_evaluator
-        ctx.ensemble = ensemble
-        if ensemble.is_plain_teacher:
+        ctx.ensemble, ctx.reranker = ensemble, ensemble.express_lane()
+        if ensemble.is_plain_teacher and ctx.reranker is ensemble:
             ctx.teacher_info["ensemble"] = {"members": ensemble.members, "weights": ensemble.weights}
             return
         # Each evaluator's members read its documents: BM25 and frozen encoders over the same view.
-        if ctx.evaluator is not ev:
-            ctx.evaluator.use_ensemble(ensemble, build_scorers(ensemble, ctx.bm25, ctx.evaluator, ctx.cfg.student))
-        ev.use_ensemble(ensemble, build_scorers(ensemble, ctx.bm25_train, ev, ctx.cfg.student))
+        members = list(dict.fromkeys([*ctx.reranker.members, *ensemble.members]))
+        for evaluator, bm25 in {id(ctx.evaluator): (ctx.evaluator, ctx.bm25), id(ev): (ev, ctx.bm25_train)}.values():
+            evaluator.use_ensemble(ctx.reranker, build_scorers(ensemble, bm25, evaluator, ctx.cfg.student, members),
+                                   teacher=ensemble)
         choose_ensemble_weights(ctx)
+
+
+class ChooseReranker(Stage):
+    """The express lane's reranker (``ensemble.reranker``) chosen again on the dev trace of the epoch about to be
+    tested (a round's kept epoch, or the run's): its members' scores of the dev shortlists of the very student it
+    will rerank on test. Never test."""
+
+    needs, rank_zero_only = ("student", "ensemble"), True
+
+    def __init__(self, round_: int | None = None):
+        self.round, self.name = round_, "reranker" if round_ is None else f"reranker_round{round_}"
+
+    def applies(self, ctx: RunContext) -> bool:
+        return ctx.reranker is not None and ctx.reranker is not ctx.ensemble and ctx.reranker.from_dev
+
+    def compute(self, ctx: RunContext, key: str | None) -> None:
+        epoch = ctx.best.epoch if self.round is None else ctx.rounds[-1]["epoch"]
+        name = "dev_init" if epoch < 0 else dev_epoch_name(epoch)
+        frame = trace_frame(pd.read_parquet(ctx.layout.trace(name)))
+        record_choice(ctx, "reranker", info := {**ctx.reranker.choose(frame, ctx.data.qrels["dev"]), "shortlists": name})
+        log_choice(ctx, f"express lane reranker for the {'round ' + str(self.round) if self.round else 'final'} test",
+                   info, f"the kept student's dev top {ctx.evaluator.rerank_depth} ({name})")
 
 
 class ZeroShotBaseline(Stage):
@@ -162,6 +199,7 @@ class DistillRound(Stage):
                     for k in ("student", "student_data", "callbacks", "evaluation", "trainer")}
         return cache_key(start=state_dict_fingerprint(ctx.student), teacher=ctx.teacher_fingerprint(),
                          ensemble=ctx.teacher_info.get("ensemble", {}).get("weights"),
+                         reranker=None if ctx.reranker is ctx.ensemble else ctx.reranker.members,
                          pairs=hashlib.sha256(pd.util.hash_pandas_object(ctx.mined["pairs"]).to_numpy()).hexdigest(),
                          round=self.round, offset=ctx.epochs_done, best=[ctx.best.dev, ctx.best.epoch],
                          settings=settings, metric=cfg.optimized_metric, seed=cfg.seed)

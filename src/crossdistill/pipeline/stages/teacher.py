@@ -80,8 +80,8 @@ class TrainTeacher(Stage):
 
 
 class TeacherRerank(Stage):
-    """The teacher (the ensemble) reranking BM25's test top-k: the express lane without a distilled student (an
-    ensemble's ``student`` member is the zero-shot start here)."""
+    """The distillation teacher (the ensemble) reranking BM25's test top-k: how good a reranker the student learns
+    from is (an ensemble's ``student`` member is the zero-shot start here)."""
 
     name, needs, provides = "teacher_rerank", ("evaluator", "bm25_runs", "ensemble", "student"), ("teacher_run",)
     rank_zero_only = False
@@ -90,5 +90,6 @@ class TeacherRerank(Stage):
         k, bm25_test, ev = ctx.cfg.evaluation.rerank_depth, ctx.bm25_runs["test"], ctx.evaluator
         student = StudentPairs(ctx.student.encoder, ev, ev.init_runs.get("test"),
                                ctx.corpus_emb if ev is ctx.dev_evaluator else None)
-        scores, _ = ev.reranker_scores([(q, d) for q, hits in bm25_test.items() for d, _ in hits[:k]], student)
+        scores, _ = ev.reranker_scores([(q, d) for q, hits in bm25_test.items() for d, _ in hits[:k]], student,
+                                       ensemble=ctx.ensemble)
         ctx.teacher_run = rerank_head(bm25_test, rerank(bm25_test, scores, k), k)

@@ -51,7 +51,7 @@ class UnjudgedQueries(Stage):
         run = ev.retrieve(ctx.student.encoder, dev, ctx.corpus_emb)
         lists = reciprocal_rank_fusion(bm25_dev, run, ev.rerank_depth)
         scores, _ = ev.reranker_scores([(q, c.docid) for q in dev for c in lists.get(q, [])],
-                                       StudentPairs(ctx.student.encoder, ev, run, ctx.corpus_emb))
+                                       StudentPairs(ctx.student.encoder, ev, run, ctx.corpus_emb), ensemble=ctx.ensemble)
         judged = teacher_judgments(scores, top)
         # In place: both evaluators hold these mappings.
         ctx.data.qrels["dev"].clear()
