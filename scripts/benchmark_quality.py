@@ -93,6 +93,8 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
                   "pseudo-queries beside the labelled queries instead of 800"),
     "lr2e-5": (["student.lr=2e-5"], "the student's learning rate 2e-5 instead of 5e-5 (196 steps a round; the same "
                "cost): the default until 2026-11-30"),
+    "doc160": (["student.max_doc_length=160"], "the student trains on documents cut at 160 tokens instead of 192 "
+               "(evaluation still reads 256): a cheaper step, for the 30-minute budget"),
     "student_member": (["ensemble=with_student"],
                        "the teacher ensemble's third member is the frozen student whose shortlists are scored (the "
                        "zero-shot start in round 1, round 1's best in round 2, the evaluated student in evaluation) "
