@@ -227,31 +227,28 @@ def _f(x, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
-def ensemble_rows(run: dict) -> list[str]:
-    """The teacher ensemble of a run: each member alone and the ensemble, reranking the zero-shot student's dev
-    top-20 (where the weights were chosen) and the distilled student's test top-20."""
-    e = (run.get("teacher") or {}).get("ensemble") or {}
+def member_table(e: dict, intro: str, dev: str, total: str) -> list[str]:
+    """One ensemble's members, each alone, and the combination: dev nDCG@10 (where the weights were chosen) and test
+    nDCG@10 over the distilled student's top-20."""
     if "dev_members" not in e:
         return []
     weights = ", ".join(f"{m} {w:g}" for m, w in e["weights"].items())
-    rows = ["", f"Teacher ensemble members, each alone as a reranker of the same shortlists (weights chosen on dev "
-            f"from {e.get('combinations', 1)} combinations: {weights}):", "",
-            "| reranker | dev nDCG@10 (zero-shot student top-20) | test nDCG@10 (distilled student top-20) |",
-            "|---|---|---|"]
     test = e.get("test_members") or {}
-    rows += [f"| {m} | {_f(e['dev_members'][m])} | {_f(test.get(m))} |" for m in e["members"]]
-    rows.append(f"| **ensemble** | {_f(e['dev_ndcg@10'])} | {_f(e.get('test_ndcg@10'))} |")
-    r = (run.get("teacher") or {}).get("reranker") or {}
-    if "dev_members" in r:
-        weights = ", ".join(f"{m} {w:g}" for m, w in r["weights"].items())
-        rows += ["", f"The express lane's reranker, its members each alone over the same shortlists (weights chosen on "
-                 f"the dev trace of the kept epoch, `{r.get('shortlists')}`: {weights}):", "",
-                 "| reranker | dev nDCG@10 (kept student's top-20) | test nDCG@10 (distilled student top-20) |",
-                 "|---|---|---|"]
-        test = r.get("test_members") or {}
-        rows += [f"| {m} | {_f(r['dev_members'][m])} | {_f(test.get(m))} |" for m in r["members"]]
-        rows.append(f"| **express lane** | {_f(r['dev_ndcg@10'])} | {_f(r.get('test_ndcg@10'))} |")
-    return rows
+    return ["", f"{intro}: {weights}):", "",
+            f"| reranker | dev nDCG@10 ({dev}) | test nDCG@10 (distilled student top-20) |", "|---|---|---|",
+            *(f"| {m} | {_f(e['dev_members'][m])} | {_f(test.get(m))} |" for m in e["members"]),
+            f"| **{total}** | {_f(e['dev_ndcg@10'])} | {_f(e.get('test_ndcg@10'))} |"]
+
+
+def ensemble_rows(run: dict) -> list[str]:
+    """The teacher ensemble of a run and the express lane's reranker, each member alone and combined."""
+    teacher = run.get("teacher") or {}
+    e, r = teacher.get("ensemble") or {}, teacher.get("reranker") or {}
+    return (member_table(e, "Teacher ensemble members, each alone as a reranker of the same shortlists (weights chosen "
+                            f"on dev from {e.get('combinations', 1)} combinations", "zero-shot student top-20", "ensemble")
+            + member_table(r, "The express lane's reranker, its members each alone over the same shortlists (weights "
+                              f"chosen on the dev trace of the kept epoch, `{r.get('shortlists')}`",
+                           "kept student's top-20", "express lane"))
 
 
 def render(bench: dict) -> str:

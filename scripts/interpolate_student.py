@@ -26,6 +26,9 @@ from sentence_transformers import SentenceTransformer
 from crossdistill.evaluation.evaluator import RetrievalEvaluator
 from crossdistill.models import resolve_model
 
+sys.path.insert(0, str(Path(__file__).parent))
+from benchmark_quality import describe, machine  # noqa: E402
+
 
 def interpolate(start: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
     """``(1 - alpha) * start + alpha * tuned`` for every floating-point tensor (others, e.g. position ids, as tuned)."""
@@ -60,19 +63,8 @@ def run_evaluator(run: Path, work: Path) -> RetrievalEvaluator:
                               ctx.bm25_runs)
 
 
-def machine() -> str:
-    import platform
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-
-
 def measure(run: Path, alphas: list[float], save: Path | None) -> dict:
-    out = {"run": str(run), "machine": machine(), "finished": None, "alphas": {}}
+    out = {"run": str(run), "machine": describe(machine()), "finished": None, "alphas": {}}
     with tempfile.TemporaryDirectory() as work:
         ev = run_evaluator(run, Path(work))
         splits = [s for s in ("dev", "test") if ev.qrels.get(s)]
