@@ -10,6 +10,7 @@ what it buys.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import tempfile
@@ -39,15 +40,15 @@ def interpolate(start: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], 
 
 
 def merged_students(run: Path, alphas: list[float]):
-    """(alpha, model) for each alpha: the run's exported student merged with the zero-shot start its config names."""
+    """(alpha, model) for each alpha: the run's exported student merged with the zero-shot start its config names
+    (one model, its weights replaced for each alpha: use it before asking for the next)."""
     config = json.loads((run / "results.json").read_text())["config"]
     start = SentenceTransformer(resolve_model(config["student"]["model"]), device="cpu")
     tuned = SentenceTransformer(str(run / "student"), device="cpu")
-    start_state, tuned_state = start.state_dict(), tuned.state_dict()
-    for alpha in alphas:
-        model = SentenceTransformer(str(run / "student"), device="cpu")
-        model.load_state_dict(interpolate(start_state, tuned_state, alpha))
-        yield alpha, model
+    start_state, tuned_state = start.state_dict(), copy.deepcopy(tuned.state_dict())
+    for alpha in alphas:   # the loaded student, its weights replaced: no second read of the folder
+        tuned.load_state_dict(interpolate(start_state, tuned_state, alpha))
+        yield alpha, tuned
 
 
 def run_evaluator(run: Path, work: Path) -> RetrievalEvaluator:

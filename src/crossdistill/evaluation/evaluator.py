@@ -18,7 +18,7 @@ from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
 from crossdistill.common.io import atomic_path, quarantine, write_parquet_atomic, write_text_atomic
 from crossdistill.common.layout import RunLayout
 from crossdistill.data.corpus import Corpus
-from crossdistill.evaluation.metrics import evaluate
+from crossdistill.evaluation.metrics import evaluate, lift_at_k
 from crossdistill.evaluation.runs import rerank, reranked_ndcg
 from crossdistill.evaluation.student_pairs import StudentPairs
 from crossdistill.evaluation.taxonomy import classify_queries, lift_by_slice, taxonomy_counts
@@ -393,11 +393,11 @@ class RetrievalEvaluator:
             self.init_runs[split] = run
         lists = self.shortlists(split, run)
         scores = reranked = members = teacher_reranked = None
+        first = {q: [(c.docid, c.score) for c in cands] for q, cands in lists.items()}
         if self.teacher is not None:
             scores, members = self.reranker_scores([(q, c.docid) for q, cands in lists.items() for c in cands],
                                                    StudentPairs(encoder, self, run, corpus_emb))
-            reranked = rerank({q: [(c.docid, c.score) for c in cands] for q, cands in lists.items()}, scores,
-                              self.rerank_depth)
+            reranked = rerank(first, scores, self.rerank_depth)
         trace = build_trace(eval_name=eval_name, split=split, epoch=epoch, queries=self.queries, shortlists=lists,
                             teacher_scores=scores, qrels=qrels, student_run=run,
                             student_init_run=self.init_runs.get(split), bm25_run=self.bm25_runs.get(split))
@@ -407,25 +407,23 @@ class RetrievalEvaluator:
             trace = add_member_columns(trace, members, columns)
             metrics |= {f"ndcg@10_reranked/{m}": reranked_ndcg(members, members[c], qrels) for m, c in columns.items()}
             if self.teacher_ensemble is not None:
-                trace, teacher, teacher_reranked = self._distillation_teacher(trace, members, lists, run, qrels)
+                trace, teacher, teacher_reranked = self._distillation_teacher(trace, members, first, run, qrels)
                 metrics |= teacher
         if self.layout is not None:
             self._write(eval_name, split, epoch, metrics, trace)
         return EvalResult(metrics=metrics, run=run, reranked=reranked, trace=trace, teacher_reranked=teacher_reranked)
 
-    def _distillation_teacher(self, trace: pd.DataFrame, members: pd.DataFrame, lists: Shortlists, run: Run,
+    def _distillation_teacher(self, trace: pd.DataFrame, members: pd.DataFrame, first: Run, run: Run,
                               qrels: Qrels) -> tuple[pd.DataFrame, dict[str, float], Run]:
         """The distillation teacher, where the reranker is another ensemble, over the same shortlists: the trace's
         ``distill_teacher_score`` and its nDCG@10 and lift@k (``ndcg@10_teacher``, ``lift@k_teacher``)."""
         score = self.teacher_ensemble.combine(members).astype(float)
         scores = dict(zip(zip(members.qid, members.docid), score))
-        reranked = rerank({q: [(c.docid, c.score) for c in cands] for q, cands in lists.items()}, scores,
-                          self.rerank_depth)
-        k = self.settings.lift_k
-        after, before = evaluate(reranked, qrels, (f"ndcg@{k}", "ndcg@10")), evaluate(run, qrels, (f"ndcg@{k}",))
+        reranked, k = rerank(first, scores, self.rerank_depth), self.settings.lift_k
         column = pd.DataFrame({"qid": members.qid, "docid": members.docid, "distill_teacher_score": score})
         trace = trace.merge(column.drop_duplicates(["qid", "docid"]), on=["qid", "docid"], how="left")
-        metrics = {"ndcg@10_teacher": after["ndcg@10"], f"lift@{k}_teacher": after[f"ndcg@{k}"] - before[f"ndcg@{k}"]}
+        metrics = {"ndcg@10_teacher": evaluate(reranked, qrels, ("ndcg@10",))["ndcg@10"],
+                   f"lift@{k}_teacher": lift_at_k(run, reranked, qrels, k)}
         return trace, metrics, reranked
 
     def _metrics(self, run: Run, reranked: Run | None, qrels: Qrels, trace: pd.DataFrame) -> dict[str, float]:
