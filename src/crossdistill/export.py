@@ -9,18 +9,27 @@ from pathlib import Path
 
 import torch
 
+from crossdistill.common.io import write_text_atomic
+from crossdistill.model_card import export_card
 from crossdistill.student.module import BiEncoderStudent
 from crossdistill.teacher.module import CrossEncoderTeacher
 
 
 def export_student(student: BiEncoderStudent, path: str | Path) -> Path:
     student.encoder.max_seq_length = student.hparams.eval_max_doc_length
-    student.encoder.save(str(path))
-    return Path(path)
+    student.encoder.save(str(path), create_model_card=False)
+    return _own_card(path, "student", student.hparams.model)
 
 
 def export_teacher(teacher: CrossEncoderTeacher, path: str | Path) -> Path:
-    teacher.model.save(str(path))
+    teacher.model.save(str(path), create_model_card=False)
+    return _own_card(path, "teacher", teacher.hparams.model)
+
+
+def _own_card(path: str | Path, kind: str, base_model: str) -> Path:
+    """Our interim card in place of the base model's, which sentence-transformers would copy (and which a folder
+    exported into before may still hold); a finished run's report replaces it (crossdistill.model_card)."""
+    write_text_atomic(export_card(kind, base_model), Path(path) / "README.md")
     return Path(path)
 
 

@@ -14,6 +14,7 @@ from crossdistill.evaluation.metrics import evaluate
 from crossdistill.evaluation.report import write_report
 from crossdistill.evaluation.runs import rerank_head, ties_as_ranks, write_trec_run
 from crossdistill.export import export_student, export_teacher
+from crossdistill.model_card import write_cards
 from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.retrieval.fusion import reciprocal_rank_fusion
@@ -81,6 +82,7 @@ def results_record(ctx: RunContext, systems: dict) -> dict:
         "dataset": data.dataset.name, "split": "test", "label_free": data.label_free,
         **({"pseudo_queries": data.pseudo_queries} if data.label_free else {}),
         "queries": len(data.qrels["test"]), "docs": len(data.doc_ids),
+        "splits": {"train": len(data.train_qids), "dev": len(data.dev_qids), "test": len(data.qrels["test"])},
         "systems": systems, "best_epoch": ctx.best.epoch, "optimized_metric": cfg.optimized_metric,
         "dev": {"student_init": ctx.init["dev"].metrics, "best": ctx.best.dev,
                 "history": ctx.layout.dev_epoch_metrics()},
@@ -112,5 +114,7 @@ class Report(Stage):
         systems, runs = test_systems(ctx)
         results = results_record(ctx, systems)
         write_results(ctx, results, runs)
+        # Our own cards over the export's interim ones, now that results.json holds what they report.
+        write_cards(results, ctx.layout.root, ctx.layout.student, ctx.layout.teacher)
         log_final(ctx.cfg, ctx.layout.root.name, results["config"],
                   {f"test/{system}/{m}": v for system, metrics in systems.items() for m, v in metrics.items()})
