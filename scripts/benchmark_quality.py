@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from crossdistill.common.machine import describe, machine  # noqa: F401 (the other benchmarks import them from here)
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ["teacher=minilm"]
@@ -166,32 +166,6 @@ SYSTEMS = {
 }
 METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "lift@3")
 BLOCK = ("<!-- quality:start -->", "<!-- quality:end -->")
-
-
-def machine() -> dict:
-    import psutil
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    from crossdistill.common.precision import native_bf16
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    # Two CPUs both named "AMD EPYC" differ 2-3x here: whether bf16 is native decides training/inference precision.
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "gpu": gpu, "native_bf16": native_bf16(), "torch": torch.__version__, "python": platform.python_version()}
-
-
-def describe(m: dict) -> str:
-    hw = f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
-    if m.get("gpu"):
-        hw += f", GPU {m['gpu']}"
-    elif "native_bf16" in m:
-        hw += ", native bf16 (AVX512-BF16/AMX)" if m["native_bf16"] else ", no native bf16 (AVX2: fp32)"
-    return hw
 
 
 def run_variant(name: str, overrides: list[str], extra: list[str]) -> dict:

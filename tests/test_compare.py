@@ -6,7 +6,6 @@ import math
 import pandas as pd
 import pytest
 
-from conftest import ROOT
 from crossdistill.evaluation.compare import compare_runs, paired_randomization_test, per_query_ndcg
 
 
@@ -63,10 +62,7 @@ def test_compare_runs_on_finished_run_directories(tmp_path):
     with pytest.raises(ValueError, match="different test queries"):
         compare_runs(a, c, ["test"])
 
-    import sys
-
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import compare as compare_script
+    from crossdistill.commands import compare as compare_script
 
     assert compare_script.main([str(a), str(b)]) == 0
     assert compare_script.main([str(a), str(c)]) == 1   # a clear error, not a traceback

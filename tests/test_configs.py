@@ -131,4 +131,7 @@ def test_eval_config_composes_with_the_shared_groups():
         cfg = hydra_compose(config_name="eval", overrides=["data=beir", "data.path=/x", "reranker=/r"])
     assert cfg.model == "all-MiniLM-L6-v2" and cfg.reranker == "/r" and cfg.split == "test"
     settings = instantiate(cfg.evaluation)   # the same evaluation group as train.py, its lengths set in eval.yaml
-    assert (settings.max_doc_length, settings.max_query_length, settings.retrieval_depth) == (256, 64, 100)
+    # documents at the model's own max_seq_length (None), so an exported student reads what it was evaluated at;
+    # no dev split is carved (nothing is chosen here)
+    assert (settings.max_doc_length, settings.max_query_length, settings.retrieval_depth) == (None, 64, 100)
+    assert cfg.data.dev_size == 0

@@ -107,3 +107,32 @@ def test_per_epoch_evaluation_searches_the_sample_and_test_the_whole_corpus(tiny
     assert all(len(hits) == 10 for hits in full.values())
     assert ev.corpus_record() == {"epoch_corpus": "sample", "corpus_docs": 40, "epoch_sample": 4,
                                   "epoch_docs": {"dev": 9}, "index": {"kind": "exact", "device": "cpu"}}
+
+
+def test_eval_needs_no_dev_split_and_reads_documents_at_the_models_own_length(tmp_path):
+    """A collection with one judged train query (no dev can be carved) evaluates; the model's documents are cut at
+    its own max_seq_length, as SentenceTransformer.encode cuts them."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    beir = write_tiny_beir(tmp_path / "beir", n_train=1)
+    folder = tmp_path / "short"
+    model = tiny_sentence_transformer(tmp_path / "bert")
+    model.max_seq_length = 8   # the tiny docs are 33 words: the cut changes every embedding
+    model.save(str(folder))
+    out = tmp_path / "out"
+    overrides = [o for o in eval_overrides(folder, beir, out) if not o.startswith("data.dev_size")]
+    systems = run(compose_eval(overrides))
+    data = load_beir(beir, splits=["test"])
+    loaded = SentenceTransformer(str(folder), device="cpu")
+    ids = data.documents.ids
+    docs = torch.from_numpy(loaded.encode([data.documents[d] for d in ids]))
+    qrels = data.qrels["test"]
+    queries = torch.from_numpy(loaded.encode([data.queries[q] for q in qrels]))
+    scores = queries @ docs.T
+    top = scores.topk(20, dim=1)
+    expected = [ir_measures.ScoredDoc(q, ids[j], float(s)) for q, row, idx in zip(qrels, top.values, top.indices)
+                for s, j in zip(row.tolist(), idx.tolist())]
+    judged = [ir_measures.Qrel(q, d, g) for q, docs_ in qrels.items() for d, g in docs_.items()]
+    assert systems["model"]["ndcg@10"] == pytest.approx(ir_measures.calc_aggregate([nDCG @ 10], judged, expected)[nDCG @ 10],
+                                                        abs=1e-6)

@@ -1,17 +1,13 @@
-"""scripts/express_lane.py: the reranker's weights chosen on a run's dev trace, applied to its test trace."""
+"""crossdistill express-lane: the reranker's weights chosen on a run's dev trace, applied to its test trace."""
 from __future__ import annotations
 
 import json
 import math
-import sys
 
 import pandas as pd
 import pytest
 
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import express_lane as el  # noqa: E402
+from crossdistill.commands import express_lane as el
 
 
 def _trace(qid: str, docs: list[str], relevant: str, student: list[float], teacher: list[float], ce: list[float],

@@ -1,18 +1,15 @@
-"""scripts/interpolate_student.py: the distilled student merged in weight space with its zero-shot start."""
+"""crossdistill interpolate: the distilled student merged in weight space with its zero-shot start."""
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 import torch
 from sentence_transformers import SentenceTransformer
 
-from conftest import ROOT, compose, tiny_overrides
+from conftest import compose, tiny_overrides
+from crossdistill.commands import interpolate as interp
 from crossdistill.pipeline.train import run
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import interpolate_student as interp  # noqa: E402
 
 
 def test_interpolation_is_the_weighted_sum_of_float_tensors_and_keeps_the_rest():

@@ -158,3 +158,12 @@ def test_a_finished_run_exports_folders_with_our_cards(finished_run, tiny_bert):
     assert front_matter(teacher)["pipeline_tag"] == "text-ranking" and front_matter(teacher)["base_model"] == str(tiny_bert)
     assert f"{results['systems']['teacher_rerank']['ndcg@10']:.3f}" in teacher
     assert CrossEncoder(str(finished_run / "teacher"), device="cpu").predict([("cell", "cell gene")]).shape == (1,)
+
+
+def test_a_finished_run_keeps_what_a_user_takes_home_not_its_checkpoints(finished_run):
+    """keep_checkpoints=false (the default): what only resume= needs is gone once the run ends; the rest stays."""
+    left = {p.name for p in finished_run.iterdir()}
+    assert not {"checkpoints", "stages", ".exchange"} & left
+    assert {"student", "teacher", "results.json", "traces", "runs", "report", "mining", "csv", "config.yaml"} <= left
+    config = (finished_run / "config.yaml").read_text()   # the resolved config, as the console showed it
+    assert "keep_checkpoints: false" in config and "${" not in config

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import ROOT, compose, tiny_overrides
+from conftest import compose, tiny_overrides
 from crossdistill.evaluation.trace import TRACE_COLUMNS
 from crossdistill.mining.pairs import margin_scale, student_margins
 from crossdistill.pipeline.train import run
@@ -18,7 +18,8 @@ from crossdistill.retrieval.bm25 import BM25Retriever
 @pytest.fixture(scope="module")
 def finished_run(tiny_bert, tiny_beir, tmp_path_factory):
     out, cache = tmp_path_factory.mktemp("run"), tmp_path_factory.mktemp("cache")
-    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, out, cache))
+    # the checkpoints are compared with the exports below: kept (a run removes them when it ends by default)
+    cfg = compose([*tiny_overrides(tiny_bert, tiny_beir, out, cache), "keep_checkpoints=true"])
     value = run(cfg)
     return cfg, out, cache, value
 
@@ -193,15 +194,12 @@ def test_student_training_does_not_depend_on_whether_the_teacher_was_cached(fini
 
 
 def test_export_script_turns_a_checkpoint_into_a_loadable_model(finished_run, tmp_path):
-    import sys
 
     from sentence_transformers import CrossEncoder, SentenceTransformer
 
+    from crossdistill.commands import export as export_script
     from crossdistill.retrieval.dense import encode
     from crossdistill.student.module import BiEncoderStudent
-
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import export as export_script
 
     _, out, _, _ = finished_run
     export_script.main([str(next((out / "checkpoints" / "student").glob("*.ckpt"))), str(tmp_path / "s")])

@@ -74,10 +74,7 @@ def run_dir(tmp_path_factory):
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return importlib.import_module(f"crossdistill.commands.{name}")
 
 
 def test_write_report_full(run_dir):

@@ -1,6 +1,7 @@
 """Console entry points: ``crossdistill-train`` and ``crossdistill-eval`` (also ``python train.py`` / ``python
-eval.py`` in the repository). The configs ship inside the package, so both work from any directory, with the
-same Hydra overrides. Expected failures (bad data, missing models) end in one clear line and exit code 2."""
+eval.py`` in the repository), and ``crossdistill <command>`` for everything around a run (crossdistill.commands).
+The configs ship inside the package, so all work from any directory, with the same Hydra overrides. Expected
+failures (bad data, missing models) end in one clear line and exit code 2."""
 from __future__ import annotations
 
 import os
@@ -95,3 +96,11 @@ def evaluate() -> None:
     _offline_defaults()
     _check_overrides("eval")
     _evaluate()
+
+
+def main() -> None:
+    """``crossdistill <command> [args]``: train, eval, export, report, explain, compare, express-lane, interpolate."""
+    _offline_defaults()
+    from crossdistill.commands import main as dispatch
+
+    sys.exit(dispatch())

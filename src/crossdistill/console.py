@@ -1,9 +1,28 @@
-"""The results table, printed with Rich at the end of a run (and by scripts that read results.json)."""
+"""What a run shows on the console: the composed config once at the start (a Rich tree, saved beside the run as
+``config.yaml``), one line per stage, the results table at the end, and nothing from third-party libraries that
+a user cannot act on (``verbose=true`` brings it all back; the run's log file keeps their INFO lines either way)."""
 from __future__ import annotations
 
+import logging
+import warnings
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.syntax import Syntax
 from rich.table import Table
+from rich.tree import Tree
+
+from crossdistill.common.io import write_text_atomic
 
 COLUMNS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "lift@3")
+# Loggers whose INFO and WARNING lines describe the library, not the run: Lightning's "GPU available" banner and
+# tips, sentence-transformers' "converting to CrossEncoder", bm25s's DEBUG lines, matplotlib's font cache.
+CHATTY_LOGGERS = ("sentence_transformers", "bm25s", "matplotlib", "datasets", "huggingface_hub", "urllib3", "PIL",
+                  "numba", "httpx", "filelock")
+# The order the tree shows the groups in; the rest follow as the config holds them.
+CONFIG_ORDER = ("data", "teacher", "teacher_data", "ensemble", "miner", "pairs", "rounds", "student", "student_data",
+                "evaluation", "trainer", "logger", "paths")
 
 
 def results_table(results: dict) -> Table:
@@ -17,3 +36,56 @@ def results_table(results: dict) -> Table:
     if stages:
         table.caption = "  ".join(f"{s} {v['wall_s']:.0f}s/{v['peak_rss_mb']:.0f}MiB" for s, v in stages.items())
     return table
+
+
+def config_tree(cfg: DictConfig) -> Tree:
+    """The resolved config as a Rich tree: one branch per group (YAML inside), scalars in one branch of their own."""
+    tree = Tree("config", guide_style="dim")
+    groups = [k for k in CONFIG_ORDER if k in cfg] + [k for k in cfg if k not in CONFIG_ORDER and
+                                                      isinstance(cfg[k], DictConfig)]
+    for key in groups:
+        text = OmegaConf.to_yaml(cfg[key], resolve=True) if isinstance(cfg[key], DictConfig) else str(cfg[key])
+        tree.add(f"[bold]{key}").add(Syntax(text.rstrip(), "yaml", theme="ansi_dark", background_color="default"))
+    scalars = {k: cfg[k] for k in cfg if not isinstance(cfg[k], DictConfig)}
+    if scalars:
+        tree.add("[bold]run").add(Syntax(OmegaConf.to_yaml(OmegaConf.create(scalars), resolve=True).rstrip(), "yaml",
+                                         theme="ansi_dark", background_color="default"))
+    return tree
+
+
+def announce_config(cfg: DictConfig, console: Console, run_dir: Path) -> Path:
+    """Print the composed config once and save it, resolved, as ``<run>/config.yaml`` (Hydra's ``.hydra/`` holds
+    the unresolved one and the overrides)."""
+    console.print(config_tree(cfg))
+    path = Path(run_dir) / "config.yaml"
+    write_text_atomic(OmegaConf.to_yaml(cfg, resolve=True), path)
+    return path
+
+
+def quiet_third_party(verbose: bool = False) -> None:
+    """Keep the console to the run's own lines: third-party INFO banners and warnings stay in the log file only.
+
+    Hydra sends every logger to the console and to ``<run>/<job>.log``; here its console handlers keep WARNING and
+    above, the chatty loggers ERROR, transformers' load reports and weight-loading bars go, and deprecation notices
+    from inside libraries are not shown."""
+    if verbose:
+        return
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.WARNING)
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+    logging.getLogger("lightning_fabric").setLevel(logging.WARNING)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()      # the LOAD REPORT of a new classification head, weight-loading bars
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+    for category in (DeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category)
+    # Lightning's advice for GPU clusters and data-loader workers: nothing a 2-core CPU run can act on.
+    warnings.filterwarnings("ignore", message=r".*(does not have many workers|GPU available but not used).*")
+    warnings.filterwarnings("ignore", message=r".*(num_workers|LeafSpec|log_every_n_steps).*")

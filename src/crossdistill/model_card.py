@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import platform
 import shlex
 from pathlib import Path
 
 import yaml
 
 from crossdistill.common.io import write_text_atomic
+from crossdistill.common.machine import machine
 
 # The data's licence by dataset name: (Hub licence id, in words). Other collections: the user's to state, with
 # ``+data.license=<id>`` on the command line; "unknown" otherwise.
@@ -26,19 +26,6 @@ HUB_MODELS = {"all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2",
               "all-mpnet-base-v2": "sentence-transformers/all-mpnet-base-v2"}
 METRICS = {"ndcg@10": "nDCG@10", "mrr@10": "MRR@10", "recall@10": "R@10", "recall@100": "R@100", "lift@3": "lift@3"}
 TAGS = ["sentence-transformers", "crossdistill", "distillation"]
-
-
-def machine() -> dict:
-    """The machine writing the card (the one the run trained on): CPU model, GPU, torch."""
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "gpu": gpu, "torch": torch.__version__, "python": platform.python_version()}
 
 
 def run_command(run_dir: str | Path) -> str | None:
@@ -241,7 +228,7 @@ def teacher_card(results: dict, command: str | None = None, when: str | None = N
 
 
 def export_card(kind: str, base_model: str) -> str:
-    """The card an exported folder gets at once, before (or without: scripts/export.py) the run's results."""
+    """The card an exported folder gets at once, before (or without: crossdistill export) the run's results."""
     pipeline = {"student": "sentence-similarity", "teacher": "text-ranking"}[kind]
     meta = {"library_name": "sentence-transformers", "base_model": hub_model(base_model), "tags": TAGS,
             "pipeline_tag": pipeline}

@@ -8,9 +8,11 @@ compare code read through it, so a run folder's layout is spelled out once.
     <run>/csv/<stage>/metrics.csv           Lightning CSV log of a training stage (teacher, student, student_roundN)
     <run>/mining[_roundN]/{artifact,pairs}.parquet
     <run>/runs/<system>.<split>.trec        TREC run files
-    <run>/checkpoints/<stage>/              the best Lightning checkpoint of a training stage
+    <run>/checkpoints/<stage>/              the best Lightning checkpoint of a training stage (removed when the run
+                                            ends, with stages/, unless keep_checkpoints=true)
     <run>/student/, <run>/teacher/          SentenceTransformer / CrossEncoder folders
     <run>/report/report.md                  the report with its plots
+    <run>/config.yaml                       the resolved config, as printed at the start
     <run>/stages/<stage>-<key>.*            a finished distillation round (weights, record) by content key, and
     <run>/stages/<stage>.started            the key of a fit in progress: what resume=<run> continues
     <run>/.exchange/                        teacher scores DDP ranks hand each other (transient)
@@ -87,7 +89,7 @@ class RunLayout:
         return self.root / "runs" / f"{system}.{split}.trec"
 
     def checkpoints(self, stage: str) -> Path:
-        return self.root / "checkpoints" / stage
+        return self.checkpoint_root / stage
 
     @property
     def student(self) -> Path:
@@ -101,9 +103,18 @@ class RunLayout:
     def report(self) -> Path:
         return self.root / "report" / "report.md"
 
+    @property
+    def stages(self) -> Path:
+        """What resuming a killed run reads: the stages' records of finished (or started) work."""
+        return self.root / "stages"
+
+    @property
+    def checkpoint_root(self) -> Path:
+        return self.root / "checkpoints"
+
     def stage_file(self, name: str) -> Path:
         """A stage's own record of its finished (or started) work, for resuming a killed run."""
-        return self.root / "stages" / name
+        return self.stages / name
 
     @property
     def exchange(self) -> Path:

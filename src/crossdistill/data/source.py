@@ -77,8 +77,10 @@ class BeirSource:
         if self.max_docs is not None or self.max_queries:
             ds = ds.subset(self.max_docs, self.max_queries, self.seed)
         train: Qrels = ds.qrels.get(self.train_split, {}) if self.train_labels else {}
-        if train:
+        if train and self.dev_size:
             train_qids, dev_qids = carve_dev(train, self.dev_size, self.seed)
+        elif train:   # dev_size 0: no dev split (evaluation only)
+            train_qids, dev_qids = sorted(train), []
         else:
             train_qids, dev_qids = [], []
         return PreparedData(

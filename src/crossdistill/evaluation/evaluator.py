@@ -64,7 +64,7 @@ class EvaluationSettings:
     batch_size: int = 64
     teacher_batch_size: int = 64
     precision: str = "bf16"
-    max_doc_length: int = 256
+    max_doc_length: int | None = 256   # None: the encoder's own max_seq_length
     max_query_length: int = 64
     lift_k: int = 3
     slices: Mapping | None = None
@@ -156,7 +156,8 @@ class RetrievalEvaluator:
         key = state_dict_fingerprint(encoder)
         if self._corpus_cache is None or self._corpus_cache[0] != key:
             name = cache_key(encoder=key, scope=self.cache_scope, precision=self.precision,
-                             max_length=self.settings.max_doc_length, docs=len(self.doc_ids))
+                             max_length=self.settings.max_doc_length or encoder.max_seq_length,
+                             docs=len(self.doc_ids))
             if self.settings.embeddings == "disk":
                 emb = self._encode_to_disk(encoder, name, persist, compute)
             else:

@@ -1,5 +1,5 @@
 """One query's score trace as a table: why each document entered the shortlist, what score it got at each stage
-and where it ended up (``python scripts/explain.py <run_dir> <qid>``)."""
+and where it ended up (``crossdistill explain <run_dir> <qid>``)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -90,7 +90,8 @@ def resolve_model(ref: str | os.PathLike) -> str:
 
     Order: an existing local folder; a model shipped in an installed package (whole, or in split parts joined on
     first use); a hub id, but only when the hub is
-    reachable (``HF_HUB_OFFLINE=0``; the console scripts set 1 unless the user sets it), so an offline run fails here with a clear message instead of deep in a download.
+    reachable (``HF_HUB_OFFLINE=0``; the console scripts set 1 unless the user sets it), so an offline run fails
+    here with a clear message instead of deep in a download.
     """
     ref = str(ref)
     if Path(ref).expanduser().is_dir():

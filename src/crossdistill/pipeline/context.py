@@ -16,6 +16,7 @@ from crossdistill.common.io import remove_orphans
 from crossdistill.common.layout import RunLayout
 from crossdistill.common.precision import resolve_precision
 from crossdistill.common.timing import StageRecorder
+from crossdistill.console import announce_config, quiet_third_party
 from crossdistill.pipeline.validation import validate
 
 console = Console()
@@ -79,6 +80,7 @@ class RunContext:
     @classmethod
     def start(cls, cfg: DictConfig) -> RunContext:
         """The config checked before anything runs, the seed, the machine's precisions and the run folder."""
+        quiet_third_party(bool(cfg.get("verbose", False)))
         validate(cfg)
         layout = RunLayout(Path(cfg.paths.output_dir), Path(cfg.paths.cache_dir))
         layout.root.mkdir(parents=True, exist_ok=True)
@@ -88,6 +90,8 @@ class RunContext:
             console.log(f"removed {orphan}: a temporary file of a run that was killed while writing it")
         pl.seed_everything(cfg.seed, workers=True)
         resolve_precisions(cfg)
+        if rank_zero_only.rank == 0:
+            announce_config(cfg, console, layout.root)
         return cls(cfg=cfg, layout=layout, recorder=StageRecorder(console))
 
     def teacher_fingerprint(self) -> str:

@@ -11,7 +11,7 @@ from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.data import IndexBM25, PrepareData
 from crossdistill.pipeline.stages.mining import MineRound
-from crossdistill.pipeline.stages.outputs import Export, Report
+from crossdistill.pipeline.stages.outputs import Export, Report, Tidy
 from crossdistill.pipeline.stages.student import (
     ChooseEnsemble,
     ChooseReranker,
@@ -33,7 +33,7 @@ def train_stages(rounds: int) -> Iterator[Stage]:
         yield from (MineRound(r), DistillRound(r))
         if rounds > 1:
             yield from (ChooseReranker(r), ShareTestEncoding(r), RoundTest(r))
-    yield from (ChooseReranker(), ShareTestEncoding(), FinalTest(), Export(), Report())
+    yield from (ChooseReranker(), ShareTestEncoding(), FinalTest(), Export(), Report(), Tidy())
 
 
 def run_stages(ctx: RunContext, stages) -> RunContext:

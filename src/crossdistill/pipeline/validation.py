@@ -65,9 +65,10 @@ BOOLEAN = Rule(lambda v: isinstance(v, bool), "must be true or false")
 NONE = Rule(lambda v: v is None, "null")
 POSITIVE, COUNT, FRACTION = integer(1), integer(0), number(ge=0, lt=1)
 RULES: dict[str, Rule] = {
-    "seed": integer(0), "rounds.count": POSITIVE, "rounds.keep_zero_shot": BOOLEAN, "inference_precision": choice(*PRECISIONS),
+    "seed": integer(0), "verbose": BOOLEAN, "keep_checkpoints": BOOLEAN, "rounds.count": POSITIVE,
+    "rounds.keep_zero_shot": BOOLEAN, "inference_precision": choice(*PRECISIONS),
     "trainer.precision": choice(*PRECISIONS),
-    "data.dev_size": either(POSITIVE, number(gt=0, lt=1)), "data.max_docs": either(NONE, POSITIVE),
+    "data.dev_size": either(COUNT, number(gt=0, lt=1)), "data.max_docs": either(NONE, POSITIVE),
     "teacher.max_length": integer(8), "teacher.loss": choice(*LOSSES), "teacher.lr": number(gt=0),
     "teacher.weight_decay": number(ge=0), "teacher.warmup_ratio": FRACTION, "teacher.inference_batch_size": POSITIVE,
     "teacher_data.negatives": POSITIVE, "teacher_data.negative_depth": POSITIVE, "teacher_data.val_depth": POSITIVE,
@@ -112,6 +113,11 @@ def _check_values(cfg: DictConfig) -> None:
     retrieval, rerank = (OmegaConf.select(cfg, f"evaluation.{k}") for k in ("retrieval_depth", "rerank_depth"))
     if retrieval is not None and rerank is not None and rerank > retrieval:
         raise ConfigError("evaluation.rerank_depth", rerank, f"must be <= evaluation.retrieval_depth ({retrieval})")
+    if OmegaConf.select(cfg, "data.dev_size") == 0:
+        if "student" in cfg and OmegaConf.select(cfg, "data.train_labels", default=True):
+            raise ConfigError("data.dev_size", 0, "must be > 0 for training: dev chooses the kept epoch")
+        if cfg.get("split") == "dev":
+            raise ConfigError("data.dev_size", 0, "must be > 0 with split=dev (dev is carved from the train queries)")
     metric = cfg.get("optimized_metric")
     if metric is not None:
         split, _, name = str(metric).partition("/")

@@ -3,6 +3,7 @@ and the report."""
 from __future__ import annotations
 
 import json
+import shutil
 
 from omegaconf import OmegaConf
 
@@ -105,6 +106,26 @@ def write_results(ctx: RunContext, results: dict, runs: dict[str, Run]) -> None:
     ctx.console.print(results_table(results))
     ctx.console.print(f"report: {report}")
     ctx.console.print(f"run directory: {ctx.layout.root}")
+
+
+class Tidy(Stage):
+    """A finished run keeps what a user takes home (the exported folders, results, traces, runs, report, mining
+    artifacts, logs); the checkpoints with their optimiser state and the rounds' weights, which only ``resume=``
+    needs, go unless ``keep_checkpoints=true``."""
+
+    name, rank_zero_only = "tidy", True
+
+    def applies(self, ctx: RunContext) -> bool:
+        return not ctx.cfg.get("keep_checkpoints", False)
+
+    def compute(self, ctx: RunContext, key: str | None) -> None:
+        freed = 0
+        for folder in (ctx.layout.checkpoint_root, ctx.layout.stages, ctx.layout.exchange):
+            if folder.exists():
+                freed += sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+                shutil.rmtree(folder)
+        ctx.console.log(f"removed checkpoints and round weights ({freed / 2**20:.0f} MiB; keep_checkpoints=true "
+                        "keeps them)")
 
 
 class Report(Stage):

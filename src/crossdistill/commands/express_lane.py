@@ -3,9 +3,9 @@ members (from the run's traces) plus the evaluated student's cosine, weights cho
 run kept (never test), applied to the test trace of the final student. What a deployment that reranks the student's
 top-k would get by interpolating the reranker with its first stage, without changing the distillation teacher.
 Since 2026-11-30 the pipeline's own express lane does this (``ensemble.reranker``, chosen again before each test); the
-script re-chooses offline, for runs made before that or another member list.
+command re-chooses offline, for runs made before that or another member list.
 
-    python scripts/express_lane.py benchmarks/default-run
+    crossdistill express-lane benchmarks/default-run
 """
 import argparse
 import json
@@ -78,5 +78,3 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())

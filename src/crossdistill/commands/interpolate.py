@@ -1,11 +1,11 @@
 """A finished run's student interpolated in weight space with its zero-shot start (WiSE-FT, Wortsman et al. 2022):
 weights = (1 - alpha) x start + alpha x distilled. Averaging with the start is the standard guard against forgetting
-what the start knew about other collections; this script prices it on the run's own data (dev and test nDCG@10 and
+what the start knew about other collections; this command prices it on the run's own data (dev and test nDCG@10 and
 recall@100 over the whole corpus, per alpha) and saves the merged students as SentenceTransformer folders, for
 `eval.py` on the collections a user cares about. Dev says what it costs in-domain; only other collections can say
 what it buys.
 
-    python scripts/interpolate_student.py outputs/<run> --alphas 0.5,0.75,1 --json interpolation.json --save merged/
+    crossdistill interpolate outputs/<run> --alphas 0.5,0.75,1 --json interpolation.json --save merged/
 """
 from __future__ import annotations
 
@@ -24,11 +24,9 @@ from rich.console import Console
 from rich.table import Table
 from sentence_transformers import SentenceTransformer
 
+from crossdistill.common.machine import describe, machine
 from crossdistill.evaluation.evaluator import RetrievalEvaluator
 from crossdistill.models import resolve_model
-
-sys.path.insert(0, str(Path(__file__).parent))
-from benchmark_quality import describe, machine  # noqa: E402
 
 
 def interpolate(start: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
@@ -107,5 +105,3 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())

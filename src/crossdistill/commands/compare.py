@@ -1,6 +1,6 @@
 """Compare the distilled students of two runs query by query (nDCG@10 on dev and test, paired randomization test).
 
-    python scripts/compare.py outputs/benchmark_quality/strong_teacher outputs/benchmark_quality/strong_teacher_pairs8
+    crossdistill compare outputs/benchmark_quality/strong_teacher outputs/benchmark_quality/strong_teacher_pairs8
 """
 import argparse
 import sys
@@ -34,5 +34,3 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
