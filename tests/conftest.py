@@ -18,6 +18,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiny_models import _WORDS, save_tiny_bert  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+# How long a test waits on a subprocess (train.py, eval.py, a benchmark script) before calling it hung. A guard
+# against hangs, never a speed limit: a test must not fail because the machine is slow or loaded.
+SUBPROCESS_TIMEOUT = 3600
 CONFIGS = ROOT / "src" / "crossdistill" / "configs"
 
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SUBPROCESS_TIMEOUT
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import benchmark_scale  # noqa: E402
@@ -40,7 +40,7 @@ def test_two_sizes_run_end_to_end_and_give_growth_exponents(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark_scale.py"), "--sizes", "150,300",
                            "--train-queries", "40", "--test-queries", "10", "--work", str(tmp_path / "work"),
                            "--bench-dir", str(bench), "teacher_data.pseudo_queries=10"],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     result = json.loads((bench / "scale.json").read_text())
     assert set(result["sizes"]) == {"150", "300"}

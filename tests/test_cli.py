@@ -6,13 +6,13 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT, write_tiny_beir
+from conftest import ROOT, SUBPROCESS_TIMEOUT, write_tiny_beir
 
 
 def run_train(*overrides: str, cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
 
 
 def test_malformed_corpus_line_stops_with_file_line_and_field(tmp_path):

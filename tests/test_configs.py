@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import pytorch_lightning as pl
 from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from conftest import CONFIGS, compose, tiny_overrides
 from crossdistill.common import precision
@@ -135,3 +136,43 @@ def test_eval_config_composes_with_the_shared_groups():
     # no dev split is carved (nothing is chosen here)
     assert (settings.max_doc_length, settings.max_query_length, settings.retrieval_depth) == (None, 64, 100)
     assert cfg.data.dev_size == 0
+
+
+def _target_nodes(node, path=""):
+    if isinstance(node, DictConfig):
+        if "_target_" in node:
+            yield path, node
+        for key in node:
+            child = node._get_node(key)
+            if isinstance(child, DictConfig):
+                yield from _target_nodes(child, f"{path}.{key}" if path else str(key))
+
+
+def test_our_classes_take_their_defaults_from_the_configs_and_never_disagree():
+    """One source of truth: where one of our classes has a default for a key the default config sets, it is the
+    config's value (a class built outside Hydra behaves as the run does). None defaults mean 'not given' (a feature
+    off, a value the run fills) and are not a second value."""
+    import dataclasses
+    import importlib
+    import inspect
+
+    cfg = compose([])
+    disagree = []
+    for path, node in _target_nodes(cfg):
+        module, _, name = node._target_.rpartition(".")
+        if not module.startswith("crossdistill."):
+            continue
+        target = getattr(importlib.import_module(module), name)
+        params = inspect.signature(target).parameters
+        factories = {f.name: f.default_factory() for f in dataclasses.fields(target)
+                     if f.default_factory is not dataclasses.MISSING} if dataclasses.is_dataclass(target) else {}
+        for key in node:
+            default = factories[key] if key in factories else \
+                params[key].default if key in params else inspect.Parameter.empty
+            raw = node._get_node(key)._value()
+            if default in (inspect.Parameter.empty, None) or (isinstance(raw, str) and "${" in raw) or raw is None:
+                continue
+            value = OmegaConf.to_container(node[key]) if isinstance(node[key], (DictConfig, ListConfig)) else node[key]
+            if (list(default) if isinstance(default, tuple) else default) != value:
+                disagree.append(f"{path}.{key}: config {value!r}, {node._target_} {default!r}")
+    assert disagree == []

@@ -19,7 +19,7 @@ def test_withheld_train_labels_leave_no_train_queries(unlabelled):
 
 
 def test_title_pseudo_queries(unlabelled):
-    data = TitlePseudoQueries(train_queries=12, dev_queries=5, min_words=3, seed=1).apply(unlabelled)
+    data = TitlePseudoQueries(kind="title", train_queries=12, dev_queries=5, min_words=3, seed=1).apply(unlabelled)
     assert data.label_free and len(data.train_qids) == 12 and len(data.dev_qids) == 5
     assert not set(data.train_qids) & set(data.dev_qids)
     corpus = data.dataset.corpus
@@ -39,7 +39,7 @@ def test_title_pseudo_queries(unlabelled):
 
 def test_too_few_titles_is_a_clear_error(unlabelled):
     with pytest.raises(ValueError, match="title of >= 9 words"):
-        TitlePseudoQueries(min_words=9).apply(unlabelled)
+        TitlePseudoQueries(kind="title", min_words=9).apply(unlabelled)
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_distillation_queries_keep_dev_and_test_documents_out(labelled):
 
 def test_distillation_queries_off_by_default_and_in_label_free_mode(labelled, unlabelled):
     assert TitlePseudoQueries().distillation_queries(labelled) is None
-    label_free = TitlePseudoQueries(train_queries=12, dev_queries=5, min_words=3).apply(unlabelled)
+    label_free = TitlePseudoQueries(kind="title", train_queries=12, dev_queries=5, min_words=3).apply(unlabelled)
     assert TitlePseudoQueries(min_words=3, distill_queries=5).distillation_queries(label_free) is None
     with pytest.raises(ValueError, match="distill_queries must be >= 0"):
         TitlePseudoQueries(distill_queries=-1)

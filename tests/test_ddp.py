@@ -7,7 +7,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from conftest import compose, tiny_overrides
+from conftest import SUBPROCESS_TIMEOUT, compose, tiny_overrides
 from crossdistill.mining.scoring import predict_pair_scores
 from crossdistill.pipeline.train import run
 from crossdistill.teacher.module import CrossEncoderTeacher
@@ -92,7 +92,7 @@ def test_subprocess_ddp_mines_the_artifact_one_process_mines(tiny_bert, tiny_bei
          "trainer.strategy=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=auto",
          f"paths.cache_dir={tmp_path / 'cache2'}",
          f"hydra.run.dir={out}", "logger=none"],
-        capture_output=True, text=True, timeout=900, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+        capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     assert results["teacher"].get("cached") and results["mining"]["reused"] is False
@@ -121,7 +121,7 @@ def test_subprocess_ddp_round_two_sends_only_new_pairs_to_the_teacher(tiny_bert,
         [sys.executable, str(ROOT / "train.py"), *overrides, "student_data.epochs=1", "rounds.count=2",
          "rounds.miner.depth=6", "trainer=ddp", "trainer.strategy=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
          "trainer.precision=auto", f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={out}", "logger=none"],
-        capture_output=True, text=True, timeout=900, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+        capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     second = json.loads((out / "results.json").read_text())["rounds"][1]
     earlier = pd.read_parquet(out / "mining" / "artifact.parquet").set_index(["qid", "docid"]).ce_score

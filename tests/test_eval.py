@@ -10,7 +10,7 @@ import ir_measures
 import pytest
 from ir_measures import nDCG
 
-from conftest import ROOT, write_tiny_beir
+from conftest import ROOT, SUBPROCESS_TIMEOUT, write_tiny_beir
 from crossdistill.data.beir import load_beir
 from crossdistill.pipeline.evaluate import run
 from tiny_models import tiny_sentence_transformer
@@ -77,7 +77,7 @@ def test_a_bad_run_file_line_stops_eval_with_file_and_line(tiny_st, tmp_path):
     bad = tmp_path / "bad.trec"
     bad.write_text("q24 Q0 d0 1 9.0 me\nq24 Q0 d1 two 8.0 me\n")
     result = subprocess.run([sys.executable, str(ROOT / "eval.py"), *eval_overrides(tiny_st, beir, tmp_path / "o"),
-                             f"run_file={bad}"], capture_output=True, text=True, timeout=300,
+                             f"run_file={bad}"], capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 2, result.stderr[-2000:]
     assert "bad.trec line 2" in result.stderr and "Traceback" not in result.stderr

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from conftest import ROOT, tiny_overrides
+from conftest import ROOT, SUBPROCESS_TIMEOUT, tiny_overrides
 
 
-def train(overrides: list[str], out, kill_when=None, timeout: float = 300) -> int | None:
+def train(overrides: list[str], out, kill_when=None, timeout: float = SUBPROCESS_TIMEOUT) -> int | None:
     """train.py in a process of its own; with ``kill_when`` (a predicate over (run dir, output so far)), SIGKILL it
     as soon as the predicate holds. Returns the exit code (None when killed)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}

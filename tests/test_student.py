@@ -7,7 +7,8 @@ from crossdistill.student.module import BiEncoderStudent
 
 
 def test_grouped_batch_gives_the_same_loss_as_separate_pairs(tiny_bert):
-    student = BiEncoderStudent(model=str(tiny_bert), scale=3.0, max_doc_length=32).eval()  # eval: no dropout
+    student = BiEncoderStudent(model=str(tiny_bert), scale=3.0, max_doc_length=32,
+                               in_batch_weight=0.0).eval()  # eval: no dropout; margin-MSE alone
     pairs = pd.DataFrame({"qid": ["q1", "q1", "q1", "q2"], "docid_a": ["a", "a", "b", "c"],
                           "docid_b": ["x", "y", "x", "z"], "margin": [1.0, 2.0, -0.5, 3.0]})
     queries = {"q1": "cell gene expression", "q2": "quick brown fox"}
@@ -54,7 +55,7 @@ def test_auto_scale_must_be_resolved_before_training(tiny_bert):
 def test_in_batch_term_adds_weighted_cross_entropy_over_the_batch_docs(tiny_bert):
     from crossdistill.student.losses import InBatchNegativesLoss
 
-    plain = BiEncoderStudent(model=str(tiny_bert), scale=3.0, max_doc_length=32).eval()
+    plain = BiEncoderStudent(model=str(tiny_bert), scale=3.0, max_doc_length=32, in_batch_weight=0.0).eval()
     mixed = BiEncoderStudent(model=str(tiny_bert), scale=3.0, max_doc_length=32, in_batch_weight=0.5).eval()
     mixed.load_state_dict(plain.state_dict())
     # groups 0 and 1 share a query: each one's better doc is no negative for the other; group 2's worse doc "a" is

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from conftest import CONFIGS, ROOT, tiny_overrides
+from conftest import CONFIGS, ROOT, SUBPROCESS_TIMEOUT, tiny_overrides
 
 
 def _tiny(tiny_bert, tiny_beir, cache):
@@ -25,7 +25,7 @@ def test_two_optuna_trials_maximise_the_dev_metric(tiny_bert, tiny_beir, tmp_pat
         [sys.executable, str(ROOT / "train.py"), "hparams_search=optuna", "hydra.sweeper.n_trials=2",
          "hydra.sweeper.sampler.n_startup_trials=2", f"hydra.sweep.dir={sweep}",
          *_tiny(tiny_bert, tiny_beir, tmp_path / "cache")],
-        capture_output=True, text=True, timeout=900, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     trials = [json.loads((sweep / str(i) / "results.json").read_text()) for i in range(2)]
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
@@ -58,7 +58,7 @@ def test_a_submitit_job_runs_the_pipeline(tiny_bert, tiny_beir, tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
          f"hydra.sweep.dir={sweep}", *_tiny(tiny_bert, tiny_beir, tmp_path / "cache")],
-        capture_output=True, text=True, timeout=900, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((sweep / "0" / "results.json").read_text())
     assert "student" in results["systems"] and (sweep / "0" / "student" / "modules.json").exists()

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import compose, tiny_overrides
+from conftest import SUBPROCESS_TIMEOUT, compose, tiny_overrides
 from crossdistill import cli
 from crossdistill.pipeline.validation import ConfigError, validate
 
@@ -118,7 +118,7 @@ def test_an_unknown_option_or_key_is_one_line_and_exit_2(override, named, tmp_pa
     from conftest import ROOT
 
     result = subprocess.run([sys.executable, str(ROOT / "train.py"), override, f"hydra.run.dir={tmp_path / 'o'}"],
-                            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, cwd=tmp_path,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 2 and named in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

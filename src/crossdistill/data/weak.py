@@ -89,7 +89,7 @@ class TitlePseudoQueries:
     """
 
     def __init__(self, train_queries: int = 1500, dev_queries: int = 100, min_words: int = 4, seed: int = 13,
-                 distill_queries: int = 0, kind: str = "title", max_words: int = 40, unjudged_queries: bool = False):
+                 distill_queries: int = 0, kind: str = "auto", max_words: int = 40, unjudged_queries: bool = False):
         if train_queries < 1 or dev_queries < 1:
             raise ValueError(f"weak_supervision needs >= 1 train and dev query, got {train_queries}, {dev_queries}")
         if distill_queries < 0:

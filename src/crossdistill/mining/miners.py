@@ -22,7 +22,7 @@ def shortlist_of(run: Run, origin: str, depth: int) -> Shortlists | ShortlistTab
 class BM25Miner:
     """Lexical shortlist: cheap, and it finds the term-overlap negatives a dense student confuses."""
 
-    depth: int = 20
+    depth: int = 10
     needs_dense = False
     name = "bm25"
 
@@ -34,7 +34,7 @@ class BM25Miner:
 class DenseMiner:
     """The student's own top-k: its current mistakes are the negatives it most needs to see."""
 
-    depth: int = 20
+    depth: int = 10
     needs_dense = True
     name = "dense"
 
@@ -46,7 +46,7 @@ class DenseMiner:
 class HybridMiner:
     """Reciprocal-rank fusion of both: more recall in the same shortlist budget."""
 
-    depth: int = 20
+    depth: int = 10
     rrf_k: int = 60
     needs_dense = True
     name = "hybrid"
@@ -64,7 +64,7 @@ class RunFileMiner:
     """
 
     path: str
-    depth: int = 20
+    depth: int = 10
     needs_dense = False
     name = "run_file"
 

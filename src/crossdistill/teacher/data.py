@@ -81,7 +81,7 @@ class TeacherDataModule(pl.LightningDataModule):
     :meth:`bind` (Hydra would copy them through OmegaConf). Groups are built once, in the launching process.
     """
 
-    def __init__(self, negatives: int = 3, negative_depth: int = 30, val_depth: int = 20, pseudo_queries: int = 0,
+    def __init__(self, negatives: int = 3, negative_depth: int = 30, val_depth: int = 20, pseudo_queries: int = 800,
                  title_min_words: int = 4, batch_size: int = 4, val_batch_size: int = 8, epochs: int = 1,
                  seed: int = 13):
         super().__init__()

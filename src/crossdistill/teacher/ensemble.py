@@ -62,7 +62,7 @@ def trace_frame(trace: pd.DataFrame) -> pd.DataFrame:
 class TeacherEnsemble:
     """The config group ``ensemble``. ``weights``: a mapping member -> weight, or ``dev`` to choose them."""
 
-    members: Sequence[str] = ("cross_encoder",)
+    members: Sequence[str] = ("cross_encoder", "bm25", "zero_shot")
     weights: Mapping[str, float] | str = "dev"
     grid: Sequence[float] = (0.0, 0.5, 1.0)
     bi_encoders: Mapping[str, str] = field(default_factory=dict)

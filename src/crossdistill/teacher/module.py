@@ -25,9 +25,9 @@ class CrossEncoderTeacher(pl.LightningModule):
     def __init__(
         self,
         model: str = "all-MiniLM-L6-v2",
-        max_length: int = 192,
+        max_length: int = 128,
         loss: str = "listwise",
-        lr: float = 3e-5,
+        lr: float = 5e-5,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
         inference_batch_size: int = 64,
