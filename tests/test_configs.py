@@ -20,7 +20,7 @@ def test_required_config_groups_exist():
     assert {"scifact", "beir"} <= set(GROUPS["data"])
     assert {"bm25", "dense", "hybrid"} <= set(GROUPS["miner"])
     assert {"cpu", "gpu", "ddp"} <= set(GROUPS["trainer"])
-    assert {"csv", "wandb", "none"} <= set(GROUPS["logger"])
+    assert {"csv", "tensorboard", "wandb", "none"} <= set(GROUPS["logger"])
     assert "smoke" in GROUPS["experiment"]
 
 
@@ -86,6 +86,15 @@ def test_config_composes_and_instantiates(group, option, tiny_bert, tiny_beir, t
         assert [type(lg).__name__ for lg in loggers] == [n._target_.rsplit(".", 1)[1] for n in node.values()]
         if option == "csv":
             assert loggers[0].log_dir == str(tmp_path / "csv" / "teacher")   # one CSV log per stage
+        if option == "tensorboard":   # one event file per stage, holding what the stage logged
+            from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+            assert loggers[0].log_dir == str(tmp_path / "tensorboard" / "teacher")
+            loggers[0].log_metrics({"teacher/train_loss": 0.25}, step=3)
+            loggers[0].finalize("success")
+            events = EventAccumulator(loggers[0].log_dir)
+            events.Reload()
+            assert [(e.step, e.value) for e in events.Scalars("teacher/train_loss")] == [(3, 0.25)]
         return
     if group == "callbacks":
         teacher = instantiate_group(node.teacher, dirpath=str(tmp_path / "t"))
@@ -176,3 +185,28 @@ def test_our_classes_take_their_defaults_from_the_configs_and_never_disagree():
             if (list(default) if isinstance(default, tuple) else default) != value:
                 disagree.append(f"{path}.{key}: config {value!r}, {node._target_} {default!r}")
     assert disagree == []
+
+
+def test_loggers_that_keep_files_get_the_runs_files_as_artifacts(tmp_path):
+    """wandb runs carry results.json, the report with its plots and the exported student; a CSV log gets none."""
+    wandb = pytest.importorskip("wandb")
+    from crossdistill.common.instantiate import log_artifacts
+
+    (tmp_path / "results.json").write_text("{}")
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "report.md").write_text("# report")
+    (tmp_path / "report" / "epochs.png").write_bytes(b"png")
+    (tmp_path / "student").mkdir()
+    (tmp_path / "student" / "model.safetensors").write_bytes(b"weights")
+    logged = []
+
+    class KeepsFiles:   # what log_artifacts asks of a wandb run
+        experiment = type("Run", (), {"log_artifact": staticmethod(logged.append)})()
+
+    csv = pl.loggers.CSVLogger(tmp_path / "csv")
+    log_artifacts([csv, KeepsFiles()], "10-54-16", {"results": [tmp_path / "results.json", tmp_path / "report"],
+                                                   "model": [tmp_path / "student"]})
+    assert all(isinstance(a, wandb.Artifact) for a in logged)
+    assert [(a.name, a.type) for a in logged] == [("10-54-16-results", "results"), ("10-54-16-model", "model")]
+    assert sorted(logged[0].manifest.entries) == ["report/epochs.png", "report/report.md", "results.json"]
+    assert sorted(logged[1].manifest.entries) == ["student/model.safetensors"]

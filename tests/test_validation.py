@@ -29,6 +29,8 @@ CASES = [
     # index settings: once a FAISS error after the teacher had trained
     ("evaluation/index=faiss_ivf evaluation.index.nprobe=0", "evaluation.index.nprobe", ">= 1"),
     ("evaluation/index=faiss_hnsw evaluation.index.kind=lsh", "evaluation.index.kind", "hnsw"),
+    # a missing run file: once reported only when mining started, after the teacher had trained
+    ("miner=run_file miner.path=/no/such/train.trec", "miner.path", "existing TREC run file"),
 ]
 
 

@@ -6,6 +6,7 @@ name in a logger): they are filled from the keyword arguments of the same name, 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +51,32 @@ def finish_loggers(loggers) -> None:
             finish()
 
 
-def log_final(cfg: DictConfig, run_name: str, config: dict, metrics: dict[str, float]) -> None:
-    """The full config and the final results as one more logger run ("results"), finished at once."""
+def log_artifacts(loggers, run_name: str, artifacts: Mapping[str, Sequence[Path]]) -> None:
+    """Loggers that keep files (wandb) get the run's as artifacts, one per kind (e.g. ``results``: results.json and the
+    report with its plots; ``model``: the exported student); the others have them in the run folder already."""
+    for logger in loggers:
+        experiment = logger.experiment
+        if not callable(getattr(experiment, "log_artifact", None)):
+            continue
+        import wandb
+
+        for kind, paths in artifacts.items():
+            artifact = wandb.Artifact(f"{run_name}-{kind}", type=kind)
+            for path in map(Path, paths):
+                if path.is_dir():
+                    artifact.add_dir(str(path), name=path.name)
+                elif path.is_file():
+                    artifact.add_file(str(path))
+            experiment.log_artifact(artifact)
+
+
+def log_final(cfg: DictConfig, run_name: str, config: dict, metrics: dict[str, float],
+              artifacts: Mapping[str, Sequence[Path]] | None = None) -> None:
+    """The full config and the final results as one more logger run ("results"), with the run's files as artifacts
+    where the logger keeps files, finished at once."""
     loggers = stage_loggers(cfg, "results", run_name)
     for logger in loggers:
         logger.log_hyperparams(config)
         logger.log_metrics(metrics)
+    log_artifacts(loggers, run_name, artifacts or {})
     finish_loggers(loggers)

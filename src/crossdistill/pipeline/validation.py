@@ -204,6 +204,15 @@ def _check_writable(cfg: DictConfig) -> None:
                               if err.errno else f"must be a folder this process can write ({err})") from None
 
 
+def _check_files(cfg: DictConfig) -> None:
+    """Files the run reads later (a run file mining or evaluation takes shortlists from) exist now, before the
+    teacher trains."""
+    for key in ("miner.path", "rounds.miner.path", "run_file"):
+        path = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if isinstance(path, str) and path != "???" and not Path(path).expanduser().is_file():
+            raise ConfigError(key, path, "must be an existing TREC run file (qid Q0 docid rank score tag)")
+
+
 def _check_models(cfg: DictConfig) -> None:
     from crossdistill.models import ModelNotFound, resolve_model
 
@@ -225,5 +234,6 @@ def validate(cfg: DictConfig) -> None:
     _check_values(cfg)
     _check_ensemble(cfg)
     _check_arguments(cfg)
+    _check_files(cfg)
     _check_models(cfg)
     _check_writable(cfg)

@@ -137,5 +137,7 @@ class Report(Stage):
         write_results(ctx, results, runs)
         # Our own cards over the export's interim ones, now that results.json holds what they report.
         write_cards(results, ctx.layout.root, ctx.layout.student, ctx.layout.teacher)
-        log_final(ctx.cfg, ctx.layout.root.name, results["config"],
-                  {f"test/{system}/{m}": v for system, metrics in systems.items() for m, v in metrics.items()})
+        layout = ctx.layout
+        log_final(ctx.cfg, layout.root.name, results["config"],
+                  {f"test/{system}/{m}": v for system, metrics in systems.items() for m, v in metrics.items()},
+                  artifacts={"results": [layout.results, layout.report.parent], "model": [layout.student]})
