@@ -31,6 +31,13 @@ def compose_as_hydra_main(config_name: str, overrides: list[str], mode: RunMode 
     return cfg
 
 
+@pytest.fixture(autouse=True)
+def no_hydra_job_left_behind():
+    """Each test here makes its config the job's HydraConfig, as hydra.main does; later tests must not see it."""
+    yield
+    HydraConfig.instance().cfg = None
+
+
 ENTRY_POINTS = [("train", []), ("train", ["teacher=minilm"]), ("train", ["teacher=minilm", "experiment=smoke"]),
                 ("eval", [])]
 

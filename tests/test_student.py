@@ -41,7 +41,7 @@ def test_pair_examples_group_interleaved_pairs_in_first_seen_order():
 def test_auto_scale_must_be_resolved_before_training(tiny_bert):
     with pytest.raises(ValueError, match="student.scale"):
         BiEncoderStudent(model=str(tiny_bert), scale="large")
-    student = BiEncoderStudent(model=str(tiny_bert), scale="auto", max_doc_length=32).eval()
+    student = BiEncoderStudent(model=str(tiny_bert), scale="auto", max_doc_length=32, in_batch_weight=0.0).eval()
     batch = collate_pairs([{"queries": "cell", "docs_a": "cell gene", "docs_b": ["dog"], "margins": [2.0]}])
     with pytest.raises(RuntimeError, match="not resolved"):
         student.training_step(batch, 0)
@@ -80,7 +80,7 @@ def test_kl_term_adds_weighted_listwise_kl_and_margin_mse_can_be_turned_off(tiny
     from crossdistill.student.losses import ListwiseKLLoss, MarginMSELoss
 
     kl_only = BiEncoderStudent(model=str(tiny_bert), scale=3.0, max_doc_length=32, margin_mse_weight=0.0,
-                               kl_weight=2.0, kl_temperature=0.5).eval()
+                               in_batch_weight=0.0, kl_weight=2.0, kl_temperature=0.5).eval()
     batch = collate_pairs([{"queries": "cell gene", "docs_a": "a", "docs_b": ["x", "y"], "margins": [1.0, 2.0]},
                            {"queries": "brown fox", "docs_a": "c", "docs_b": ["z"], "margins": [3.0]}])
     with torch.no_grad():
