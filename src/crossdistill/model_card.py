@@ -133,16 +133,25 @@ def provenance(results: dict, command: str | None, when: str, m: dict) -> str:
         f"The training and evaluation data: {licence}. The base model's own licence applies to its weights."])
 
 
+def card_basics(results: dict, role: str, when: str | None, m: dict | None) -> tuple:
+    """(date, machine, config, teacher record, systems, base model of ``role``, dataset, rerank depth)."""
+    cfg = results.get("config") or {}
+    return (when or dt.date.today().isoformat(), m if m is not None else machine(), cfg, results.get("teacher") or {},
+            results.get("systems") or {}, cfg.get(role, {}).get("model"), str(results.get("dataset", "?")),
+            rerank_depth(results))
+
+
+def card_meta(results: dict, base: str | None, dataset: str, tags: list[str], pipeline_tag: str) -> dict:
+    """The card's front matter, as the Hugging Face Hub reads it."""
+    return {"library_name": "sentence-transformers", "base_model": hub_model(base), "license": data_licence(results)[0],
+            "tags": tags, "pipeline_tag": pipeline_tag, "datasets": [HUB_DATASETS.get(dataset.lower(), dataset)]}
+
+
 def student_card(results: dict, command: str | None = None, when: str | None = None, m: dict | None = None,
                  path: str = "path/to/student") -> str:
     """The student's README.md: what it is, whence, the test table, how to load it, its limits."""
-    when, m = when or dt.date.today().isoformat(), m if m is not None else machine()
-    cfg, teacher, systems = results.get("config") or {}, results.get("teacher") or {}, results.get("systems") or {}
-    base, dataset, k = cfg.get("student", {}).get("model"), str(results.get("dataset", "?")), rerank_depth(results)
-    licence_id, _ = data_licence(results)
-    meta = {"library_name": "sentence-transformers", "base_model": hub_model(base), "license": licence_id,
-            "tags": [*TAGS[:1], "sentence-similarity", *TAGS[1:]], "pipeline_tag": "sentence-similarity",
-            "datasets": [HUB_DATASETS.get(dataset.lower(), dataset)]}
+    when, m, cfg, teacher, systems, base, dataset, k = card_basics(results, "student", when, m)
+    meta = card_meta(results, base, dataset, [*TAGS[:1], "sentence-similarity", *TAGS[1:]], "sentence-similarity")
     kept = ("\n\nThe run kept the **zero-shot start**: no distilled epoch beat the base model on dev, so these are "
             "the base model's weights.") if results.get("best_epoch", 0) < 0 else ""
     rows = [("student", "**this model**"),
@@ -194,13 +203,8 @@ ranked = model.rank("a query", ["first candidate", "second candidate"])
 def teacher_card(results: dict, command: str | None = None, when: str | None = None, m: dict | None = None,
                  path: str = "path/to/teacher") -> str:
     """The teacher's README.md: the cross-encoder trained in the run, its figures, how to load it, its limits."""
-    when, m = when or dt.date.today().isoformat(), m if m is not None else machine()
-    cfg, teacher, systems = results.get("config") or {}, results.get("teacher") or {}, results.get("systems") or {}
-    base, dataset, k = cfg.get("teacher", {}).get("model"), str(results.get("dataset", "?")), rerank_depth(results)
-    licence_id, _ = data_licence(results)
-    meta = {"library_name": "sentence-transformers", "base_model": hub_model(base), "license": licence_id,
-            "tags": [*TAGS, "cross-encoder", "reranker"], "pipeline_tag": "text-ranking",
-            "datasets": [HUB_DATASETS.get(dataset.lower(), dataset)]}
+    when, m, cfg, teacher, systems, base, dataset, k = card_basics(results, "teacher", when, m)
+    meta = card_meta(results, base, dataset, [*TAGS, "cross-encoder", "reranker"], "text-ranking")
     td, ens = cfg.get("teacher_data", {}), teacher.get("ensemble") or {}
     alone = (ens.get("test_members") or {}).get("cross_encoder")
     figures = [f"- Reused from the cache (`{teacher['cached']}`): trained by an earlier run on the same data, config "
