@@ -52,7 +52,7 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
                             "(inverse cloze)"),
     "label_free_sentence_mmse": (["experiment=label_free", "rounds.count=1", "weak_supervision.unjudged_queries=false",
                                   "weak_supervision.kind=sentence",
-                                  "student.in_batch_weight=0"],
+                                  "student.losses.in_batch.weight=0"],
                                  "label_free_sentence learning from the teacher's margins alone (GPL's loss): no "
                                  "in-batch term that treats the pseudo-query's document as the one positive"),
     "label_free_unguarded": (["experiment=label_free", "rounds.count=1", "weak_supervision.unjudged_queries=false",
@@ -73,16 +73,16 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "rounds2": (["rounds.count=2", "ensemble=cross_encoder"],
         "a second round re-mined with the student (hybrid shortlist); the default since "
                 "2026-11-28"),
-    "in_batch0": (["student.in_batch_weight=0", "ensemble=cross_encoder"],
+    "in_batch0": (["student.losses.in_batch.weight=0", "ensemble=cross_encoder"],
         "margin-MSE alone, no in-batch negatives (the default until "
                   "2026-11-28)"),
-    "in_batch1": (["student.in_batch_weight=1", "ensemble=cross_encoder"],
+    "in_batch1": (["student.losses.in_batch.weight=1", "ensemble=cross_encoder"],
         "in-batch negatives cross-entropy at weight 1 instead of 10"),
-    "in_batch5": (["student.in_batch_weight=5", "ensemble=cross_encoder"],
+    "in_batch5": (["student.losses.in_batch.weight=5", "ensemble=cross_encoder"],
         "in-batch negatives cross-entropy at weight 5 instead of 10"),
-    "kl1": (["student.kl_weight=1", "ensemble=cross_encoder"],
+    "kl1": (["student.losses.kl.weight=1", "ensemble=cross_encoder"],
         "+ listwise KL over each group's docs (teacher vs student softmax) at weight 1"),
-    "kl1_ensemble": (["student.kl_weight=1"], "kl1 with the default teacher (the ensemble, its combined scores as "
+    "kl1_ensemble": (["student.losses.kl.weight=1"], "kl1 with the default teacher (the ensemble, its combined scores as "
                      "the teacher's distribution)"),
     "depth20": (["miner.depth=20", "rounds.miner.depth=20"], "mining shortlists of 20 in both rounds: the default "
                 "until 2026-11-30"),

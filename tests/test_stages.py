@@ -102,3 +102,13 @@ def test_no_two_packages_import_each_other():
                 if other != top:
                     edges[top].add(other)
     assert sorted((a, b) for a in edges for b in edges[a] if a < b and a in edges.get(b, ())) == []
+
+
+def test_stages_stand_side_by_side():
+    """No stage file imports another stage file (only the base and the fit helpers): what stages share lives below
+    them (pipeline.encoding, pipeline.ensemble_choice, the packages), so the stages stand on one floor."""
+    shared = {"crossdistill.pipeline.stages.base", "crossdistill.pipeline.stages.fit"}
+    borrowed = [f"{f.name} <- {n.module}" for f, tree in _modules() if f.parent.name == "stages"
+                for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+                and n.module.startswith("crossdistill.pipeline.stages.") and n.module not in shared]
+    assert borrowed == []

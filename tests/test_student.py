@@ -2,13 +2,20 @@ import pandas as pd
 import pytest
 import torch
 
+from crossdistill.student.batch import DistillBatch, ScoredBatch
 from crossdistill.student.data import collate_pairs, pair_examples
-from crossdistill.student.module import BiEncoderStudent
+from crossdistill.student.losses import DistillLoss, InBatchNegativesLoss
+from crossdistill.student.module import DEFAULT_LOSSES, BiEncoderStudent
+
+
+def only(**weights: float) -> dict:
+    """The default loss entries named, at these weights."""
+    return {name: {**DEFAULT_LOSSES[name], "weight": w} for name, w in weights.items()}
 
 
 def test_grouped_batch_gives_the_same_loss_as_separate_pairs(tiny_bert):
     student = BiEncoderStudent(model=str(tiny_bert), scale=3.0, max_doc_length=32,
-                               in_batch_weight=0.0).eval()  # eval: no dropout; margin-MSE alone
+                               losses=only(margin_mse=1.0)).eval()  # eval: no dropout; margin-MSE alone
     pairs = pd.DataFrame({"qid": ["q1", "q1", "q1", "q2"], "docid_a": ["a", "a", "b", "c"],
                           "docid_b": ["x", "y", "x", "z"], "margin": [1.0, 2.0, -0.5, 3.0]})
     queries = {"q1": "cell gene expression", "q2": "quick brown fox"}
@@ -41,7 +48,7 @@ def test_pair_examples_group_interleaved_pairs_in_first_seen_order():
 def test_auto_scale_must_be_resolved_before_training(tiny_bert):
     with pytest.raises(ValueError, match="student.scale"):
         BiEncoderStudent(model=str(tiny_bert), scale="large")
-    student = BiEncoderStudent(model=str(tiny_bert), scale="auto", max_doc_length=32, in_batch_weight=0.0).eval()
+    student = BiEncoderStudent(model=str(tiny_bert), scale="auto", max_doc_length=32, losses=only(margin_mse=1.0)).eval()
     batch = collate_pairs([{"queries": "cell", "docs_a": "cell gene", "docs_b": ["dog"], "margins": [2.0]}])
     with pytest.raises(RuntimeError, match="not resolved"):
         student.training_step(batch, 0)
@@ -55,8 +62,9 @@ def test_auto_scale_must_be_resolved_before_training(tiny_bert):
 def test_in_batch_term_adds_weighted_cross_entropy_over_the_batch_docs(tiny_bert):
     from crossdistill.student.losses import InBatchNegativesLoss
 
-    plain = BiEncoderStudent(model=str(tiny_bert), scale=3.0, max_doc_length=32, in_batch_weight=0.0).eval()
-    mixed = BiEncoderStudent(model=str(tiny_bert), scale=3.0, max_doc_length=32, in_batch_weight=0.5).eval()
+    plain = BiEncoderStudent(model=str(tiny_bert), scale=3.0, max_doc_length=32, losses=only(margin_mse=1.0)).eval()
+    mixed = BiEncoderStudent(model=str(tiny_bert), scale=3.0, max_doc_length=32,
+                             losses=only(margin_mse=1.0, in_batch=0.5)).eval()
     mixed.load_state_dict(plain.state_dict())
     # groups 0 and 1 share a query: each one's better doc is no negative for the other; group 2's worse doc "a" is
     # the same text as group 0's better doc, so it is no negative for that query either.
@@ -79,8 +87,8 @@ def test_in_batch_term_adds_weighted_cross_entropy_over_the_batch_docs(tiny_bert
 def test_kl_term_adds_weighted_listwise_kl_and_margin_mse_can_be_turned_off(tiny_bert):
     from crossdistill.student.losses import ListwiseKLLoss, MarginMSELoss
 
-    kl_only = BiEncoderStudent(model=str(tiny_bert), scale=3.0, max_doc_length=32, margin_mse_weight=0.0,
-                               in_batch_weight=0.0, kl_weight=2.0, kl_temperature=0.5).eval()
+    kl_only = BiEncoderStudent(model=str(tiny_bert), scale=3.0, max_doc_length=32,
+                               losses={"kl": {**DEFAULT_LOSSES["kl"], "weight": 2.0, "temperature": 0.5}}).eval()
     batch = collate_pairs([{"queries": "cell gene", "docs_a": "a", "docs_b": ["x", "y"], "margins": [1.0, 2.0]},
                            {"queries": "brown fox", "docs_a": "c", "docs_b": ["z"], "margins": [3.0]}])
     with torch.no_grad():
@@ -92,3 +100,51 @@ def test_kl_term_adds_weighted_listwise_kl_and_margin_mse_can_be_turned_off(tiny
     assert total.item() == pytest.approx(2.0 * expected.item(), rel=1e-5)
     margin = MarginMSELoss(3.0)(q[owner], docs[:2][owner], docs[2:], margins)
     assert abs(margin.item()) > 1e-3   # it would have changed the total, had it been on
+
+
+class CenteringLoss(DistillLoss):
+    """A loss defined here, outside the package: the squared norm of the batch's mean query embedding."""
+
+    def __init__(self, weight: float = 1.0):
+        super().__init__(weight)
+
+    def from_batch(self, batch: ScoredBatch) -> torch.Tensor:
+        return batch.query.mean(0).pow(2).sum()
+
+
+def test_a_new_loss_is_one_class_and_one_config_entry(tiny_bert, tiny_beir, tmp_path):
+    """Added with an override (no other file touched): built, weighted, summed and logged like the shipped ones."""
+    from hydra.utils import instantiate
+
+    from conftest import compose, tiny_overrides
+
+    cfg = compose([*tiny_overrides(tiny_bert, tiny_beir, tmp_path, tmp_path / "cache"), "student.scale=3.0",
+                   f"+student.losses.centering={{_target_: {__name__}.CenteringLoss, weight: 0.25}}"])
+    student = instantiate(cfg.student).eval()
+    assert list(student.losses) == ["margin_mse", "in_batch", "kl", "centering"]
+    batch = collate_pairs([{"queries": "cell gene", "docs_a": "a", "docs_b": ["x", "y"], "margins": [1.0, 2.0]},
+                           {"queries": "brown fox", "docs_a": "c", "docs_b": ["z"], "margins": [3.0]}])
+    logged = {}
+    student.log = lambda name, value, **kw: logged.__setitem__(name, float(value))
+    with torch.no_grad():
+        total = student.training_step(batch, 0)
+        scored = student.encode_batch(batch)
+    parts = {name: student.losses[name].from_batch(scored).item() for name in ("margin_mse", "in_batch", "centering")}
+    assert total.item() == pytest.approx(parts["margin_mse"] + 10 * parts["in_batch"] + 0.25 * parts["centering"],
+                                         rel=1e-5)
+    assert logged["student/centering_loss"] == pytest.approx(parts["centering"], rel=1e-5)
+    assert "student/kl_loss" not in logged   # weight 0: not computed
+    # the checkpointed hyperparameters are plain values: a checkpoint loads weights-only with the new term
+    assert student.hparams.losses["centering"] == {"_target_": f"{__name__}.CenteringLoss", "weight": 0.25}
+
+
+def test_losses_check_what_they_are_given(tiny_bert):
+    with pytest.raises(ValueError, match="every weight is 0"):
+        BiEncoderStudent(model=str(tiny_bert), scale=3.0, losses=only(margin_mse=0.0)).training_step(
+            collate_pairs([{"queries": "q", "docs_a": "a", "docs_b": ["b"], "margins": [1.0]}]), 0)
+    with pytest.raises(ValueError, match="is not a DistillLoss"):
+        BiEncoderStudent(model=str(tiny_bert), losses={"x": {"_target_": "torch.nn.MSELoss"}})
+    with pytest.raises(ValueError, match="3 worse docs, 2 owners and 3 margins"):
+        DistillBatch(["q"], ["a"], ["b", "c", "d"], torch.tensor([0, 0]), torch.tensor([1.0, 2.0, 3.0]))
+    with pytest.raises(ValueError, match="mask must be"):
+        InBatchNegativesLoss(1.0)(torch.ones(2, 4), torch.ones(3, 4), torch.arange(2), torch.ones(2, 2, dtype=torch.bool))

@@ -31,9 +31,16 @@ def test_two_optuna_trials_maximise_the_dev_metric(tiny_bert, tiny_beir, tmp_pat
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     # The value Optuna saw is what train.py returns: each trial's best dev nDCG@10 (never test).
     assert best["best_value"] == pytest.approx(max(t["dev"]["best"] for t in trials))
-    assert set(best["best_params"]) == {"student.lr", "student.in_batch_weight", "student.kl_weight", "student.scale"}
+    assert set(best["best_params"]) == {"student.lr", "student.losses.in_batch.weight", "student.losses.kl.weight",
+                                         "student.scale"}
     chosen = trials[[t["dev"]["best"] for t in trials].index(max(t["dev"]["best"] for t in trials))]["config"]
-    assert {k: chosen["student"][k.split(".")[1]] for k in best["best_params"]} == pytest.approx(best["best_params"])
+    def value(key: str):   # a dotted key's value in the trial's resolved config
+        node = chosen
+        for part in key.split("."):
+            node = node[part]
+        return node
+
+    assert {k: value(k) for k in best["best_params"]} == pytest.approx(best["best_params"])
     # The second trial trained no teacher: it found the first one's in the shared cache.
     assert trials[1]["teacher"].get("cached")
 

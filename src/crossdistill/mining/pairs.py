@@ -110,3 +110,11 @@ def margin_scale(pairs: pd.DataFrame, margins: np.ndarray) -> float:
     the student gives every pair the same score (nothing to measure)."""
     student = np.abs(margins).mean() if len(pairs) else 0.0
     return float(pairs.margin.abs().mean() / student) if student > 0 else float("nan")
+
+
+def unjudged_pairs(strategy) -> TeacherTopVsRest:
+    """Pairs for queries without judgments: the teacher's top of each shortlist against the rest (``pairs``' own
+    settings when it is that strategy already, else its pairs per query and seed with the top 2)."""
+    if isinstance(strategy, TeacherTopVsRest):
+        return strategy
+    return TeacherTopVsRest(pairs_per_query=strategy.pairs_per_query, seed=strategy.seed)

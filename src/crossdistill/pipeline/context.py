@@ -4,7 +4,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig
@@ -19,6 +19,19 @@ from crossdistill.common.timing import StageRecorder
 from crossdistill.console import announce_config, quiet_third_party
 from crossdistill.pipeline.validation import validate
 
+if TYPE_CHECKING:   # annotations only: the packages import nothing from the pipeline
+    import torch
+
+    from crossdistill.data.source import PreparedData
+    from crossdistill.data.weak import QuerySet
+    from crossdistill.evaluation.evaluator import EvalResult, RetrievalEvaluator
+    from crossdistill.retrieval.bm25 import BM25Retriever
+    from crossdistill.student.module import BiEncoderStudent
+    from crossdistill.teacher.data import TeacherDataModule
+    from crossdistill.teacher.ensemble import TeacherEnsemble
+    from crossdistill.teacher.module import CrossEncoderTeacher
+    from crossdistill.types import Run
+
 console = Console()
 
 
@@ -29,6 +42,12 @@ def resolve_precisions(cfg: DictConfig) -> None:
     if "trainer" in cfg:
         cfg.trainer.precision = resolve_precision(cfg.trainer.get("precision", "32-true"))
         console.log(f"precision: training {cfg.trainer.precision}, inference {cfg.inference_precision}")
+
+
+def bm25_depth(cfg: DictConfig) -> int:
+    """How deep BM25 runs: deep enough for the teacher's negatives, the miner's shortlists and evaluation."""
+    return max(cfg.evaluation.retrieval_depth, cfg.get("miner", {}).get("depth", 0),
+               cfg.get("teacher_data", {}).get("negative_depth", 0))
 
 
 @dataclass
@@ -48,32 +67,32 @@ class RunContext:
     layout: RunLayout
     recorder: StageRecorder
     console: Console = console
-    data: Any = None                    # PreparedData
-    bm25: Any = None                    # BM25Retriever over the corpus
+    data: PreparedData | None = None
+    bm25: BM25Retriever | None = None   # over the corpus
     # BM25 over what training reads (label-free: documents without their titles); ``bm25`` itself otherwise
-    bm25_train: Any = None
-    bm25_runs: dict | None = None       # split -> BM25 run (train and dev over the training view, test over the corpus)
-    teacher_data: Any = None            # TeacherDataModule (also names the teacher's title-query documents)
-    teacher: Any = None                 # CrossEncoderTeacher
+    bm25_train: BM25Retriever | None = None
+    bm25_runs: dict[str, Run] | None = None   # split -> BM25 run (train, dev: the training view; test: the corpus)
+    teacher_data: TeacherDataModule | None = None   # also names the teacher's title-query documents
+    teacher: CrossEncoderTeacher | None = None
     teacher_info: dict | None = None
-    ensemble: Any = None                # TeacherEnsemble: the distillation teacher (members, weights chosen on dev)
-    reranker: Any = None                # TeacherEnsemble: the express lane's reranker (evaluation), or the teacher
-    student: Any = None                 # BiEncoderStudent
-    evaluator: Any = None               # RetrievalEvaluator over the corpus (test)
+    ensemble: TeacherEnsemble | None = None   # the distillation teacher (members, weights chosen on dev)
+    reranker: TeacherEnsemble | None = None   # the express lane's reranker (evaluation), or the teacher
+    student: BiEncoderStudent | None = None
+    evaluator: RetrievalEvaluator | None = None   # over the corpus (test)
     # The evaluator over what training reads (dev, mining's encodings and member scores); ``evaluator`` unless the
     # training view differs (label-free: the dev pseudo-queries are titles, so dev documents are shown without them)
-    dev_evaluator: Any = None
-    init: dict | None = None            # split -> EvalResult of the zero-shot student
-    corpus_emb: Any = None              # the mining student's corpus embeddings (training view)
-    teacher_run: dict | None = None     # the teacher reranking BM25's test top-k
-    query_sets: dict | None = None      # name -> (QuerySet, BM25 run): what each round mines
+    dev_evaluator: RetrievalEvaluator | None = None
+    init: dict[str, EvalResult] | None = None   # split -> the zero-shot student's evaluation
+    corpus_emb: torch.Tensor | None = None   # the mining student's corpus embeddings (training view)
+    teacher_run: Run | None = None      # the teacher reranking BM25's test top-k
+    query_sets: dict[str, tuple[QuerySet, Run]] | None = None   # name -> (queries, BM25 run): what a round mines
     mined: dict | None = None           # this round's pairs, examples and record
     # query set name -> the scored artifacts of earlier rounds: a later round's teacher scores only pairs they lack
     scored_artifacts: dict[str, list] = field(default_factory=dict)
     rounds: list[dict] = field(default_factory=list)
     best: BestStudent = field(default_factory=BestStudent)
     epochs_done: int = 0                # distillation epochs of earlier rounds
-    final: Any = None                   # EvalResult of the kept student on test
+    final: EvalResult | None = None     # the kept student on test
     results: dict | None = None         # what results.json holds (eval.py returns its systems)
     _teacher_fingerprint: str | None = field(default=None, repr=False)
 

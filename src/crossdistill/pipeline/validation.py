@@ -77,8 +77,7 @@ RULES: dict[str, Rule] = {
     "student.normalize": BOOLEAN, "student.scale": either(number(gt=0), choice("auto")),
     "student.max_query_length": integer(8), "student.max_doc_length": integer(8),
     "student.eval_max_doc_length": integer(8), "student.lr": number(gt=0), "student.weight_decay": number(ge=0),
-    "student.warmup_ratio": FRACTION, "student.in_batch_weight": number(ge=0),
-    "student.margin_mse_weight": number(ge=0), "student.kl_weight": number(ge=0), "student.kl_temperature": number(gt=0),
+    "student.warmup_ratio": FRACTION, "student.losses.kl.temperature": number(gt=0),
     "student_data.batch_size": POSITIVE, "student_data.epochs": POSITIVE,
     "miner.depth": POSITIVE, "rounds.miner.depth": POSITIVE, "pairs.pairs_per_query": POSITIVE, "pairs.top": POSITIVE,
     "evaluation.retrieval_depth": POSITIVE, "evaluation.rerank_depth": POSITIVE,
@@ -130,6 +129,21 @@ def _check_values(cfg: DictConfig) -> None:
     for key, where in STAGE_SET.items():
         if key in cfg.get("trainer", {}):
             raise ConfigError(f"trainer.{key}", cfg.trainer[key], f"is set per stage by {where}; remove it")
+
+
+def _check_losses(cfg: DictConfig) -> None:
+    """``student.losses``: each term a ``_target_`` with a weight >= 0, at least one weight > 0."""
+    losses = OmegaConf.select(cfg, "student.losses")
+    if losses is None:
+        return
+    weight = number(ge=0)
+    for name, node in losses.items():
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            raise ConfigError(f"student.losses.{name}", node, "must be {_target_: <a DistillLoss class>, weight: ...}")
+        if not weight.check(node.get("weight", 1.0)):
+            raise ConfigError(f"student.losses.{name}.weight", node.get("weight"), weight.allowed)
+    if not any(node.get("weight", 1.0) for node in losses.values()):
+        raise ConfigError("student.losses", "all weights 0", "needs at least one loss with a weight > 0")
 
 
 def _arguments(target: str) -> tuple[set[str], bool] | None:
@@ -232,6 +246,7 @@ def _check_models(cfg: DictConfig) -> None:
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError for the first problem found; cheap checks first, model references and folders last."""
     _check_values(cfg)
+    _check_losses(cfg)
     _check_ensemble(cfg)
     _check_arguments(cfg)
     _check_files(cfg)

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from crossdistill.common.batching import ListDataset
 from crossdistill.data.corpus import texts_of
+from crossdistill.student.batch import DistillBatch
 
 
 class PairGroups(Dataset):
@@ -50,15 +51,15 @@ def pair_examples(pairs: pd.DataFrame, queries: Mapping[str, str], doc_text: Map
     return PairGroups(pairs, queries, doc_text) if len(pairs) else ListDataset([])
 
 
-def collate_pairs(batch: list[dict]) -> dict:
+def collate_pairs(batch: list[dict]) -> DistillBatch:
     """Flatten the worse docs; ``owner[i]`` says which query / better doc the i-th worse doc belongs to."""
-    return {
-        "queries": [item["queries"] for item in batch],
-        "docs_a": [item["docs_a"] for item in batch],
-        "docs_b": [d for item in batch for d in item["docs_b"]],
-        "owner": torch.tensor([i for i, item in enumerate(batch) for _ in item["docs_b"]], dtype=torch.long),
-        "margins": torch.tensor([m for item in batch for m in item["margins"]], dtype=torch.float32),
-    }
+    return DistillBatch(
+        queries=[item["queries"] for item in batch],
+        better=[item["docs_a"] for item in batch],
+        worse=[d for item in batch for d in item["docs_b"]],
+        owner=torch.tensor([i for i, item in enumerate(batch) for _ in item["docs_b"]], dtype=torch.long),
+        margins=torch.tensor([m for item in batch for m in item["margins"]], dtype=torch.float32),
+    )
 
 
 class DistillationDataModule(pl.LightningDataModule):

@@ -1,21 +1,45 @@
-"""The bi-encoder student: a SentenceTransformer (mean pooling) trained with margin-MSE, as a LightningModule."""
+"""The bi-encoder student: a SentenceTransformer (mean pooling) trained on the teacher's margins, as a
+LightningModule. Its objective is ``student.losses``: a weighted sum of :class:`~crossdistill.student.losses.DistillLoss`
+terms (default margin-MSE + in-batch negatives), each logged on its own."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pytorch_lightning as pl
 import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from crossdistill.common.batching import to_device
 from crossdistill.common.optim import adamw_with_warmup
 from crossdistill.models.bi_encoder import load_bi_encoder
-from crossdistill.student.losses import InBatchNegativesLoss, ListwiseKLLoss, MarginMSELoss
+from crossdistill.student.batch import DistillBatch, ScoredBatch
+from crossdistill.student.losses import DistillLoss
+
+# The default objective, as configs/student/minilm.yaml states it (a class built outside Hydra trains the same way).
+DEFAULT_LOSSES = {
+    "margin_mse": {"_target_": "crossdistill.student.losses.MarginMSELoss", "weight": 1.0},
+    "in_batch": {"_target_": "crossdistill.student.losses.InBatchNegativesLoss", "weight": 10.0},
+    "kl": {"_target_": "crossdistill.student.losses.ListwiseKLLoss", "weight": 0.0, "temperature": 1.0},
+}
+
+
+def build_losses(specs: Mapping[str, Mapping]) -> nn.ModuleDict:
+    """name -> loss from ``{_target_, weight, ...}`` entries, in config order (the order the terms are summed)."""
+    losses = nn.ModuleDict()
+    for name, spec in specs.items():
+        loss = instantiate(dict(spec))
+        if not isinstance(loss, DistillLoss):
+            raise ValueError(f"student.losses.{name}: {spec.get('_target_')} is not a DistillLoss")
+        losses[name] = loss
+    return losses
 
 
 class BiEncoderStudent(pl.LightningModule):
-    """Batches: ``{"queries": [B], "docs_a": [B], "docs_b": [N], "owner": LongTensor[N], "margins": FloatTensor[N]}``:
-    the i-th worse doc pairs with query and better doc ``owner[i]``; margins are teacher logit margins. The batch
-    size and the epochs are the data side's (``DistillationDataModule``, config group student_data)."""
+    """Batches are :class:`DistillBatch` (groups of a query, its better doc and worse docs with the teacher's
+    margins). The batch size and the epochs are the data side's (``DistillationDataModule``, config group
+    student_data)."""
 
     def __init__(
         self,
@@ -28,58 +52,52 @@ class BiEncoderStudent(pl.LightningModule):
         lr: float = 5e-5,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
-        in_batch_weight: float = 10.0,
-        margin_mse_weight: float = 1.0,
-        kl_weight: float = 0.0,
-        kl_temperature: float = 1.0,
+        losses: Mapping[str, Mapping] = DEFAULT_LOSSES,
     ):
         super().__init__()
         if isinstance(scale, str) and scale != "auto":
             raise ValueError(f"student.scale must be a number or 'auto', got {scale!r}")
+        if isinstance(losses, DictConfig):   # plain values in the hyperparameters: checkpoints load weights-only
+            losses = OmegaConf.to_container(losses, resolve=True)
         self.save_hyperparameters()
         self.encoder = load_bi_encoder(model, normalize).train()  # loaders return eval mode: keep dropout on
+        self.losses = build_losses(losses)
         # "auto": set from the mined pairs before training (set_scale), when the teacher's margin size is known.
-        self.loss_fn = MarginMSELoss(float("nan") if scale == "auto" else float(scale))
-        self.in_batch = InBatchNegativesLoss()
-        self.listwise = ListwiseKLLoss(temperature=kl_temperature)
+        self.scale = float("nan") if scale == "auto" else float(scale)
 
     @property
     def auto_scale(self) -> bool:
         return self.hparams.scale == "auto"
 
     def set_scale(self, scale: float) -> None:
-        self.loss_fn.scale = float(scale)
+        self.scale = float(scale)
 
     def embed(self, texts: Sequence[str], max_length: int) -> torch.Tensor:
         self.encoder.max_seq_length = max_length
         features = to_device(self.encoder.preprocess(list(texts)), self.device)
         return self.encoder(features)["sentence_embedding"]
 
-    def training_step(self, batch, batch_idx):
-        if self.loss_fn.scale != self.loss_fn.scale:  # NaN: never resolved
+    def encode_batch(self, batch: DistillBatch) -> ScoredBatch:
+        """The step's queries and documents (better, then worse: one call, one padding) through the encoder."""
+        if self.scale != self.scale:  # NaN: never resolved
             raise RuntimeError("student.scale=auto was not resolved: call set_scale() with the mined pairs' scale")
-        q = self.embed(batch["queries"], self.hparams.max_query_length)
-        docs = self.embed(list(batch["docs_a"]) + list(batch["docs_b"]), self.hparams.max_doc_length)
-        a, b = docs[: len(batch["docs_a"])], docs[len(batch["docs_a"]):]
-        owner = batch["owner"]
-        loss = self.hparams.margin_mse_weight * self.loss_fn(q[owner], a[owner], b, batch["margins"])
-        if self.hparams.kl_weight:
-            self.listwise.scale = self.loss_fn.scale
-            kl = self.listwise(q, a, b, owner, batch["margins"])
-            self.log("student/kl_loss", kl, batch_size=len(owner))
-            loss = loss + self.hparams.kl_weight * kl
-        if self.hparams.in_batch_weight:
-            self.in_batch.scale = self.loss_fn.scale   # the same score, scale * cos, as margin-MSE's
-            queries, texts = batch["queries"], list(batch["docs_a"]) + list(batch["docs_b"])
-            # Not a negative for query i: any text that is a better doc of a group with i's query (wherever it sits).
-            better = [{a for qa, a in zip(queries, batch["docs_a"]) if qa == qi} for qi in queries]
-            mask = torch.tensor([[t in better[i] for t in texts] for i in range(len(queries))], device=q.device)
-            target = torch.arange(len(queries), device=q.device)
-            in_batch = self.in_batch(q, docs, target, mask)
-            self.log("student/in_batch_loss", in_batch, batch_size=len(owner))
-            loss = loss + self.hparams.in_batch_weight * in_batch
-        self.log("student/train_loss", loss, prog_bar=True, batch_size=len(owner))
-        return loss
+        return ScoredBatch(batch, self.embed(batch.queries, self.hparams.max_query_length),
+                           self.embed(batch.texts, self.hparams.max_doc_length), self.scale)
+
+    def training_step(self, batch: DistillBatch, batch_idx):
+        scored = self.encode_batch(batch)
+        total = None
+        for name, loss in self.losses.items():
+            if not loss.weight:
+                continue
+            value = loss.from_batch(scored)
+            self.log(f"student/{name}_loss", value, batch_size=len(batch))
+            term = loss.weight * value
+            total = term if total is None else total + term
+        if total is None:
+            raise ValueError("student.losses: every weight is 0; give at least one loss a weight > 0")
+        self.log("student/train_loss", total, prog_bar=True, batch_size=len(batch))
+        return total
 
     def on_save_checkpoint(self, checkpoint):
         # The encoder's max_seq_length is switched per call; store the evaluation length so exports agree.

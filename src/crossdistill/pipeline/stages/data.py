@@ -2,16 +2,9 @@
 from __future__ import annotations
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig
 
-from crossdistill.pipeline.context import RunContext
+from crossdistill.pipeline.context import RunContext, bm25_depth
 from crossdistill.pipeline.stages.base import Stage
-
-
-def bm25_depth(cfg: DictConfig) -> int:
-    """How deep BM25 runs: deep enough for the teacher's negatives, the miner's shortlists and evaluation."""
-    return max(cfg.evaluation.retrieval_depth, cfg.get("miner", {}).get("depth", 0),
-               cfg.get("teacher_data", {}).get("negative_depth", 0))
 
 
 class PrepareData(Stage):

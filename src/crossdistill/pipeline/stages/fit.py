@@ -7,6 +7,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from crossdistill.common.io import write_text_atomic
 from crossdistill.pipeline.context import RunContext
@@ -42,3 +43,12 @@ def resumable_fit(ctx: RunContext, stage: str, key: str | None, trainer: pl.Trai
     if resume:
         ctx.console.log(f"{stage}: continuing the interrupted fit from {last}")
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+
+
+def load_best(module: pl.LightningModule, checkpoint: ModelCheckpoint | None) -> int:
+    """Load the best checkpoint's weights into ``module``; returns its epoch (-1 if none was saved)."""
+    if checkpoint is not None and checkpoint.best_model_path:
+        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+        module.load_state_dict(state["state_dict"])
+        return int(state["epoch"])
+    return -1

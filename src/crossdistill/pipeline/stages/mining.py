@@ -18,12 +18,12 @@ from crossdistill.data.beir import DataError
 from crossdistill.data.weak import QuerySet
 from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
 from crossdistill.mining.miners import miner_identity
-from crossdistill.mining.pairs import TeacherTopVsRest, margin_scale, student_agreement, student_margins
+from crossdistill.mining.pairs import margin_scale, student_agreement, student_margins, unjudged_pairs
 from crossdistill.mining.scoring import earlier_scores, shortlist_frame, teacher_scores
-from crossdistill.pipeline.context import RunContext
+from crossdistill.pipeline.context import RunContext, bm25_depth
+from crossdistill.pipeline.encoding import encode_corpus
+from crossdistill.pipeline.ensemble_choice import choose_ensemble_weights
 from crossdistill.pipeline.stages.base import Stage
-from crossdistill.pipeline.stages.data import bm25_depth
-from crossdistill.pipeline.stages.student import choose_ensemble_weights, encode_corpus
 from crossdistill.retrieval.dense import pair_scores
 from crossdistill.retrieval.fusion import ShortlistTable
 from crossdistill.student.data import pair_examples
@@ -42,14 +42,6 @@ def distillation_query_sets(ctx: RunContext) -> dict:
         ctx.console.log(f"distillation: {len(pseudo.queries)} title pseudo-queries beside {len(data.train_qids)} "
                         "labelled ones (none from dev/test-judged documents or the teacher's title queries)")
     return sets
-
-
-def unjudged_pairs(strategy) -> TeacherTopVsRest:
-    """Pairs for queries without judgments: the teacher's top of each shortlist against the rest (``pairs``' own
-    settings when it is that strategy already, else its pairs per query and seed with the top 2)."""
-    if isinstance(strategy, TeacherTopVsRest):
-        return strategy
-    return TeacherTopVsRest(pairs_per_query=strategy.pairs_per_query, seed=strategy.seed)
 
 
 def check_shortlists(shortlists, doc_index, miner) -> None:

@@ -88,7 +88,7 @@ def results_record(ctx: RunContext, systems: dict) -> dict:
         "dev": {"student_init": ctx.init["dev"].metrics, "best": ctx.best.dev,
                 "history": ctx.layout.dev_epoch_metrics()},
         "test_final": ctx.final.metrics, "teacher": teacher_record(ctx), "mining": ctx.rounds[0], "rounds": ctx.rounds,
-        "student_scale": ctx.student.loss_fn.scale, "evaluation": ctx.evaluator.corpus_record() | (
+        "student_scale": ctx.student.scale, "evaluation": ctx.evaluator.corpus_record() | (
             {} if ctx.dev_evaluator is ctx.evaluator else {"dev_documents": f"training view ({ctx.data.train_view})"})
         | ({} if data.dev_judgments == "qrels" else {"dev_judgments": data.dev_judgments}),
         "stages": rec.stages, "total_wall_s": rec.total_wall_s, "peak_rss_mb": rec.peak_rss_mb,

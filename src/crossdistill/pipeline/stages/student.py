@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytorch_lightning as pl
-import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
@@ -17,13 +16,11 @@ from crossdistill.common.instantiate import finish_loggers, instantiate_group, m
 from crossdistill.common.io import atomic_path, write_text_atomic
 from crossdistill.common.layout import FINAL_TEST, dev_epoch_name, round_suffix
 from crossdistill.evaluation.evaluator import HEADLINE, RetrievalEvaluator
-from crossdistill.evaluation.student_pairs import StudentPairs
 from crossdistill.pipeline.context import BestStudent, RunContext
+from crossdistill.pipeline.encoding import encode_corpus, encoding_trainer
+from crossdistill.pipeline.ensemble_choice import choose_ensemble_weights, log_choice, record_choice
 from crossdistill.pipeline.stages.base import Stage
-from crossdistill.pipeline.stages.fit import resumable_fit
-from crossdistill.pipeline.stages.teacher import load_best
-from crossdistill.retrieval.corpus_encoding import encode_corpus_by_rank
-from crossdistill.retrieval.fusion import reciprocal_rank_fusion
+from crossdistill.pipeline.stages.fit import load_best, resumable_fit
 from crossdistill.teacher.ensemble import trace_frame
 from crossdistill.teacher.members import build_scorers
 
@@ -38,26 +35,6 @@ def build_evaluator(ctx: RunContext, training_view: bool = False) -> RetrievalEv
                               cache_scope=cache_key(data=data.fingerprint, queries=sorted(queries.items()), **view))
 
 
-def encoding_trainer(ctx: RunContext) -> pl.Trainer:
-    """The Trainer whose ranks encode the corpus (``trainer=ddp``: one per device and node)."""
-    return make_trainer(ctx.cfg, "encode", ctx.layout.root, logged=False, precision=ctx.cfg.inference_precision,
-                        callbacks=[], max_epochs=1)
-
-
-def encode_corpus(ctx: RunContext, encoder, evaluator: RetrievalEvaluator | None = None, persist: bool = True,
-                  trainer: pl.Trainer | None = None) -> torch.Tensor:
-    """The corpus of ``evaluator`` (default: as training reads it, what mining searches) under ``encoder``'s weights,
-    cached by them in the evaluator (and on disk with ``persist``). With several ranks configured (``trainer=ddp``)
-    every rank encodes a share through ``Trainer.predict`` on its device, and every rank receives the whole matrix."""
-    ev = evaluator if evaluator is not None else ctx.dev_evaluator
-    trainer = trainer if trainer is not None else encoding_trainer(ctx)
-    if trainer.world_size == 1:
-        return ev.encode_corpus(encoder, persist=persist)
-    return ev.encode_corpus(encoder, persist=persist, compute=lambda: encode_corpus_by_rank(
-        trainer, encoder, ev.doc_text, ev.settings.batch_size, ev.precision, ev.settings.max_doc_length,
-        ctx.layout.exchange))
-
-
 class ZeroShotStudent(Stage):
     """The student before distillation and the evaluators (the corpus; the training view, when it differs); the
     training view encoded with its starting weights."""
@@ -70,39 +47,6 @@ class ZeroShotStudent(Stage):
         ctx.dev_evaluator = ctx.evaluator if ctx.data.train_doc_text is ctx.data.doc_text else \
             build_evaluator(ctx, training_view=True)
         ctx.corpus_emb = encode_corpus(ctx, ctx.student.encoder)
-
-
-def record_choice(ctx: RunContext, name: str, info: dict) -> None:
-    """``teacher_info[name]``: the latest choice, with every choice so far under ``rounds`` after the first."""
-    earlier = ctx.teacher_info.get(name)
-    if earlier is not None:
-        info["rounds"] = [*earlier.get("rounds", [earlier]), dict(info)]
-    ctx.teacher_info[name] = info
-
-
-def log_choice(ctx: RunContext, what: str, info: dict, on: str) -> None:
-    alone = ", ".join(f"{m} {v:.3f}" for m, v in info["dev_members"].items())
-    ctx.console.log(f"{what}: weights {info['weights']} ({info['chosen_on']}): dev nDCG@10 {info['dev_ndcg@10']:.3f} "
-                    f"reranking {on} (members alone: {alone})")
-
-
-def choose_ensemble_weights(ctx: RunContext, when: str = "") -> None:
-    """The ensemble's weights, the best combination reranking the current student's dev shortlists (its top-k, or
-    their RRF with BM25's: ``ensemble.choose_on``); recorded in ``teacher_info`` (and, after the first choice, under
-    ``ensemble.rounds``). A separate reranker (``ensemble.reranker``) is chosen on the same shortlists the first
-    time (``reranker``)."""
-    ensemble, ev, qrels = ctx.ensemble, ctx.dev_evaluator, ctx.data.qrels["dev"]
-    run = ev.retrieve(ctx.student.encoder, sorted(qrels), ctx.corpus_emb)
-    lists = ev.shortlists("dev", run) if ensemble.choose_on == "student" else \
-        reciprocal_rank_fusion(ctx.bm25_runs["dev"], run, ev.rerank_depth)
-    frame = ev.member_frame([(q, c.docid) for q, cands in lists.items() for c in cands],
-                            StudentPairs(ctx.student.encoder, ev, run, ctx.corpus_emb))
-    on = f"the {ensemble.choose_on} dev top {ev.rerank_depth}"
-    record_choice(ctx, "ensemble", info := {**ensemble.choose(frame, qrels), "shortlists": ensemble.choose_on})
-    log_choice(ctx, f"teacher ensemble{when}", info, on)
-    if ctx.reranker is not ensemble and "reranker" not in ctx.teacher_info:
-        record_choice(ctx, "reranker", info := {**ctx.reranker.choose(frame, qrels), "shortlists": "zero-shot dev"})
-        log_choice(ctx, "express lane reranker", info, on)
 
 
 class ChooseEnsemble(Stage):
@@ -189,7 +133,7 @@ class DistillRound(Stage):
             raise ValueError("student.scale=auto: the mined pairs give no student margin to measure the scale "
                              "from; set student.scale to a number")
         ctx.student.set_scale(ctx.mined["info"]["margin_scale"])
-        ctx.console.log(f"student.scale=auto -> {ctx.student.loss_fn.scale:.2f}")
+        ctx.console.log(f"student.scale=auto -> {ctx.student.scale:.2f}")
 
     def key(self, ctx: RunContext) -> str:
         """The round's inputs: the student it starts from, the teacher (its margins and the dev lift), the pairs, what

@@ -1,11 +1,8 @@
 """The teacher: trained (or loaded from the cache by its content key), then reranking BM25's test shortlists."""
 from __future__ import annotations
 
-import pytorch_lightning as pl
-import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
 
 from crossdistill.common.fingerprint import cache_key
 from crossdistill.common.instantiate import finish_loggers, instantiate_group, make_trainer
@@ -15,16 +12,7 @@ from crossdistill.evaluation.student_pairs import StudentPairs
 from crossdistill.export import export_teacher
 from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
-from crossdistill.pipeline.stages.fit import resumable_fit
-
-
-def load_best(module: pl.LightningModule, checkpoint: ModelCheckpoint | None) -> int:
-    """Load the best checkpoint's weights into ``module``; returns its epoch (-1 if none was saved)."""
-    if checkpoint is not None and checkpoint.best_model_path:
-        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
-        module.load_state_dict(state["state_dict"])
-        return int(state["epoch"])
-    return -1
+from crossdistill.pipeline.stages.fit import load_best, resumable_fit
 
 
 class TrainTeacher(Stage):

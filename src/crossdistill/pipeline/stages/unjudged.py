@@ -16,10 +16,9 @@ from hydra.utils import instantiate
 
 from crossdistill.data.weak import teacher_judgments
 from crossdistill.evaluation.student_pairs import StudentPairs
-from crossdistill.pipeline.context import RunContext
+from crossdistill.mining.pairs import unjudged_pairs
+from crossdistill.pipeline.context import RunContext, bm25_depth
 from crossdistill.pipeline.stages.base import Stage
-from crossdistill.pipeline.stages.data import bm25_depth
-from crossdistill.pipeline.stages.mining import unjudged_pairs
 from crossdistill.retrieval.fusion import reciprocal_rank_fusion
 
 
