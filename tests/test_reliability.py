@@ -72,3 +72,21 @@ def test_wandb_logs_one_finished_run_per_stage_and_the_results(tiny_bert, tiny_b
     assert wandb.run is None   # nothing left open for the next stage (or the next run) to log into
     runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 3   # teacher, student, results
+
+
+def test_atomic_writes_give_files_and_folders_the_users_usual_mode(tmp_path):
+    """mkstemp / mkdtemp make private temporaries; what they become (results.json, a model card, a cached teacher)
+    gets the mode a plain write would give it under the user's umask."""
+    import os
+
+    from crossdistill.common.io import atomic_dir, write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_text_atomic("{}", tmp_path / "results.json")
+        with atomic_dir(tmp_path / "teacher") as folder:
+            (folder / "config.json").write_text("{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "teacher").stat().st_mode & 0o777 == 0o755

@@ -22,6 +22,18 @@ import pandas as pd
 _TMP = re.compile(r"^\..+\.(\d+)\.[^.]*\.tmp$")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(folder: bool = False) -> int:
+    """The mode ``open()`` / ``mkdir()`` would give a new file or folder (mkstemp and mkdtemp make theirs private:
+    a results.json or an exported model must be as readable as any file the user writes)."""
+    return (0o777 if folder else 0o666) & ~_umask()
+
+
 def temp_name(path: Path) -> str:
     return f".{path.name}.{os.getpid()}."
 
@@ -35,6 +47,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -49,6 +62,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=temp_name(path), suffix=".tmp"))
     try:
         yield tmp
+        os.chmod(tmp, default_mode(folder=True))
         shutil.rmtree(path, ignore_errors=True)
         os.replace(tmp, path)   # appears whole or not at all
     except BaseException:
