@@ -40,8 +40,16 @@ def guarded(run, cfg: DictConfig):
         sys.exit(2)
 
 
+def _quiet(cfg: DictConfig) -> None:
+    """Before the pipeline's imports: matplotlib's font cache and other import-time lines stay off the console."""
+    from crossdistill.console import quiet_third_party
+
+    quiet_third_party(bool(cfg.get("verbose", False)))
+
+
 @hydra.main(version_base="1.3", config_path=CONFIGS, config_name="train")
 def _train(cfg: DictConfig) -> float:
+    _quiet(cfg)
     from crossdistill.pipeline.train import run  # imported late so `--help` and config errors stay fast
 
     return guarded(run, cfg)  # the value a Hydra sweeper optimises (cfg.optimized_metric)
@@ -49,6 +57,7 @@ def _train(cfg: DictConfig) -> float:
 
 @hydra.main(version_base="1.3", config_path=CONFIGS, config_name="eval")
 def _evaluate(cfg: DictConfig) -> dict:
+    _quiet(cfg)
     from crossdistill.pipeline.evaluate import run
 
     return guarded(run, cfg)

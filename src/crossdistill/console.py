@@ -19,7 +19,7 @@ COLUMNS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "lift@3")
 # Loggers whose INFO and WARNING lines describe the library, not the run: Lightning's "GPU available" banner and
 # tips, sentence-transformers' "converting to CrossEncoder", bm25s's DEBUG lines, matplotlib's font cache.
 CHATTY_LOGGERS = ("sentence_transformers", "bm25s", "matplotlib", "datasets", "huggingface_hub", "urllib3", "PIL",
-                  "numba", "httpx", "filelock")
+                  "numba", "httpx", "filelock", "pytorch_lightning", "lightning_fabric", "lightning")
 # The order the tree shows the groups in; the rest follow as the config holds them.
 CONFIG_ORDER = ("data", "teacher", "teacher_data", "ensemble", "miner", "pairs", "rounds", "student", "student_data",
                 "evaluation", "trainer", "logger", "paths")
@@ -62,25 +62,31 @@ def announce_config(cfg: DictConfig, console: Console, run_dir: Path) -> Path:
     return path
 
 
-def quiet_third_party(verbose: bool = False) -> None:
-    """Keep the console to the run's own lines: third-party INFO banners and warnings stay in the log file only.
+class LibraryChatter(logging.Filter):
+    """Drops the chatty libraries' records below ERROR (a console handler's filter: the log file keeps them)."""
 
-    Hydra sends every logger to the console and to ``<run>/<job>.log``; here its console handlers keep WARNING and
-    above, the chatty loggers ERROR, transformers' load reports and weight-loading bars go, and deprecation notices
-    from inside libraries are not shown."""
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or not record.name.startswith(CHATTY_LOGGERS)
+
+
+def quiet_third_party(verbose: bool = False) -> None:
+    """Keep the console to the run's own lines; third-party INFO banners and warnings stay in the log file.
+
+    Hydra sends every logger to the console and to ``<run>/<job>.log``: here its console handlers show WARNING and
+    above, and nothing below ERROR from the chatty libraries (the file handler is untouched); transformers' own
+    handler shows errors only (its load report of a new classification head, its weight-loading bars), and
+    deprecation notices from inside libraries are not shown."""
     if verbose:
         return
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             handler.setLevel(logging.WARNING)
-    for name in CHATTY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
-    logging.getLogger("lightning_fabric").setLevel(logging.WARNING)
+            if not any(isinstance(f, LibraryChatter) for f in handler.filters):
+                handler.addFilter(LibraryChatter())
     try:
         from transformers.utils import logging as hf_logging
 
-        hf_logging.set_verbosity_error()      # the LOAD REPORT of a new classification head, weight-loading bars
+        hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
     except ImportError:  # pragma: no cover - transformers is a dependency
         pass
