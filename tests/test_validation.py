@@ -62,6 +62,8 @@ def test_an_unwritable_cache_folder_is_named(tiny_bert, tiny_beir, tmp_path):
 @pytest.mark.parametrize("module,override,message", [
     ("numba", "bm25.backend=numba", r"bm25.backend='numba': needs numba installed"),
     ("faiss", "evaluation/index=faiss_hnsw", r"evaluation.index='faiss_hnsw': needs faiss installed"),
+    ("tensorboard", "logger=tensorboard", r"logger='tensorboard': needs tensorboard installed"),
+    ("wandb", "logger=wandb", r"logger='wandb': needs wandb installed"),
 ])
 def test_an_optional_backend_that_is_not_installed_is_named(module, override, message, tiny_bert, tiny_beir, tmp_path,
                                                             monkeypatch):

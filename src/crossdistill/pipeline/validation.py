@@ -109,6 +109,12 @@ def _check_values(cfg: DictConfig) -> None:
     if index is not None and index.endswith(".FaissSearch") and importlib.util.find_spec("faiss") is None:
         raise ConfigError("evaluation.index", f"faiss_{OmegaConf.select(cfg, 'evaluation.index.kind')}",
                           "needs faiss installed (pip install \"crossdistill[faiss]\")")
+    loggers = {str(node.get("_target_", "")).rsplit(".", 1)[-1] for node in (cfg.get("logger") or {}).values()
+               if isinstance(node, DictConfig)}
+    needs = {"TensorBoardLogger": ("tensorboard", "tensorboard"), "WandbLogger": ("wandb", "wandb")}
+    for logger, (module, extra) in needs.items():
+        if logger in loggers and importlib.util.find_spec(module) is None:
+            raise ConfigError("logger", extra, f"needs {module} installed (pip install \"crossdistill[{extra}]\")")
     retrieval, rerank = (OmegaConf.select(cfg, f"evaluation.{k}") for k in ("retrieval_depth", "rerank_depth"))
     if retrieval is not None and rerank is not None and rerank > retrieval:
         raise ConfigError("evaluation.rerank_depth", rerank, f"must be <= evaluation.retrieval_depth ({retrieval})")
