@@ -38,18 +38,19 @@ def results_table(results: dict) -> Table:
     return table
 
 
+def _yaml(node: DictConfig) -> Syntax:
+    return Syntax(OmegaConf.to_yaml(node, resolve=True).rstrip(), "yaml", theme="ansi_dark", background_color="default")
+
+
 def config_tree(cfg: DictConfig) -> Tree:
     """The resolved config as a Rich tree: one branch per group (YAML inside), scalars in one branch of their own."""
     tree = Tree("config", guide_style="dim")
-    groups = [k for k in CONFIG_ORDER if k in cfg] + [k for k in cfg if k not in CONFIG_ORDER and
-                                                      isinstance(cfg[k], DictConfig)]
-    for key in groups:
-        text = OmegaConf.to_yaml(cfg[key], resolve=True) if isinstance(cfg[key], DictConfig) else str(cfg[key])
-        tree.add(f"[bold]{key}").add(Syntax(text.rstrip(), "yaml", theme="ansi_dark", background_color="default"))
+    groups = [k for k in CONFIG_ORDER if k in cfg] + [k for k in cfg if k not in CONFIG_ORDER]
+    for key in (k for k in groups if isinstance(cfg[k], DictConfig)):
+        tree.add(f"[bold]{key}").add(_yaml(cfg[key]))
     scalars = {k: cfg[k] for k in cfg if not isinstance(cfg[k], DictConfig)}
     if scalars:
-        tree.add("[bold]run").add(Syntax(OmegaConf.to_yaml(OmegaConf.create(scalars), resolve=True).rstrip(), "yaml",
-                                         theme="ansi_dark", background_color="default"))
+        tree.add("[bold]run").add(_yaml(OmegaConf.create(scalars)))
     return tree
 
 
