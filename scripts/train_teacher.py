@@ -22,11 +22,11 @@ def main(cfg: DictConfig) -> float:
     from crossdistill.export import export_teacher
     from crossdistill.pipeline.context import RunContext
     from crossdistill.pipeline.stages.data import IndexBM25, PrepareData
-    from crossdistill.pipeline.stages.teacher import TrainTeacher
+    from crossdistill.pipeline.stages.teacher import TrainCrossEncoder
     from crossdistill.pipeline.train import run_stages
 
     start = time.perf_counter()
-    ctx = run_stages(RunContext.start(cfg), [PrepareData(), IndexBM25(), TrainTeacher()])
+    ctx = run_stages(RunContext.start(cfg), [PrepareData(), IndexBM25(), TrainCrossEncoder()])
     export_teacher(ctx.teacher, ctx.layout.teacher)
     info = ctx.teacher_info | {"wall_s": round(time.perf_counter() - start, 1), "overrides": sys.argv[1:]}
     (ctx.layout.root / "teacher.json").write_text(json.dumps(info, indent=2))

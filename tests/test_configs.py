@@ -29,11 +29,14 @@ def test_required_config_groups_exist():
 def test_config_composes_and_instantiates(group, option, tiny_bert, tiny_beir, tmp_path):
     overrides = [o for o in tiny_overrides(tiny_bert, tiny_beir, tmp_path, tmp_path / "cache")
                  if not o.startswith("data") or group != "data"]
-    overrides.append(f"{group}={option}")
+    # a first stage is chosen where it is used: the miner's (and, likewise, rounds.miner's)
+    overrides.append(f"first_stages@miner.first_stage={option}" if group == "first_stages" else f"{group}={option}")
+    if group == "first_stages" and option == "run_file":
+        overrides.append(f"miner.first_stage.path={tmp_path / 'train.trec'}")
     if group == "data" and option == "beir":
         overrides.append(f"data.path={tiny_beir}")
     if group == "miner" and option == "run_file":
-        overrides.append(f"miner.path={tmp_path / 'train.trec'}")
+        overrides.append(f"miner.first_stage.path={tmp_path / 'train.trec'}")
     if group == "hparams_search":   # a sweeper setting: checked in the Hydra config it overrides
         from hydra import compose as hydra_compose
         from hydra import initialize_config_dir
@@ -44,7 +47,7 @@ def test_config_composes_and_instantiates(group, option, tiny_bert, tiny_beir, t
         assert cfg.optimized_metric == "dev/ndcg@10" and set(cfg.hydra.sweeper.params) >= {"student.lr"}
         return
     cfg = compose(overrides)
-    node = cfg if group == "experiment" else cfg[group]
+    node = cfg if group == "experiment" else cfg.miner.first_stage if group == "first_stages" else cfg[group]
     if group == "experiment" and option == "label_free":
         assert cfg.data.train_labels is False
         data = instantiate(cfg.data).load(tmp_path / "cache")
@@ -60,7 +63,7 @@ def test_config_composes_and_instantiates(group, option, tiny_bert, tiny_beir, t
         cfg = compose(["experiment=gpu_strong"])   # the tiny overrides pin one round
         assert cfg.rounds.count == 2 and cfg.trainer.accelerator == "gpu" and cfg.teacher_data.epochs == 2
         assert cfg.teacher.model == "all-mpnet-base-v2" and cfg.teacher_data.negatives == 7   # teacher=mpnet's data
-        assert cfg.miner._target_.endswith("HybridMiner")
+        assert cfg.miner.first_stage._target_.endswith("FusedFirstStage")
         return
     if group == "experiment" and option == "strong_teacher":
         full, plain = compose(["experiment=strong_teacher"]), compose([])  # the tiny overrides would mask it

@@ -33,14 +33,13 @@ def test_corpus_encoded_by_two_ranks_equals_one_process(tiny_bert):
     """Each rank encodes a share of the corpus through Trainer.predict; every process gets the whole matrix back in
     corpus order, equal to encoding it here."""
     from crossdistill.data.corpus import Corpus
-    from crossdistill.evaluation.evaluator import EvaluationSettings, RetrievalEvaluator
     from crossdistill.models.bi_encoder import load_bi_encoder
+    from crossdistill.retrieval.corpus_embeddings import CorpusEmbeddings
     from crossdistill.retrieval.corpus_encoding import encode_corpus_by_rank
 
     corpus = Corpus.from_mapping({f"d{i}": "gene cell " * (i % 5 + 1) + f"doc {i}" for i in range(13)})
     encoder = load_bi_encoder(str(tiny_bert), normalize=True)
-    direct = RetrievalEvaluator(EvaluationSettings(precision="32", show_progress=False, max_doc_length=32), corpus,
-                                {}, {}, {}).encode_rows(encoder)
+    direct = CorpusEmbeddings(corpus, precision="32", max_doc_length=32).rows(encoder)
     for devices, strategy in ((1, "auto"), (2, "ddp_spawn")):
         trainer = pl.Trainer(accelerator="cpu", devices=devices, strategy=strategy, logger=False,
                              enable_progress_bar=False)
@@ -52,12 +51,12 @@ def test_corpus_encoded_by_two_ranks_equals_one_process(tiny_bert):
 def test_pipeline_runs_under_ddp_spawn(tiny_bert, tiny_beir, tmp_path, monkeypatch):
     """... and the corpus is never encoded by this (rank 0's) process alone: mining's encodings, the per-epoch dev
     and the final test's are each a share per spawned rank."""
-    from crossdistill.evaluation.evaluator import RetrievalEvaluator
+    from crossdistill.retrieval.corpus_embeddings import CorpusEmbeddings
 
     alone = []
-    encode_rows = RetrievalEvaluator.encode_rows
-    monkeypatch.setattr(RetrievalEvaluator, "encode_rows",
-                        lambda self, *a, **kw: alone.append(len(self.doc_ids)) or encode_rows(self, *a, **kw))
+    encode_rows = CorpusEmbeddings.rows
+    monkeypatch.setattr(CorpusEmbeddings, "rows",
+                        lambda self, *a, **kw: alone.append(len(self.docs)) or encode_rows(self, *a, **kw))
     # The distilled epoch is what dev returns here (the zero-shot start does not compete: keep_zero_shot=false).
     cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path, tmp_path / "cache") + DDP + [
         "student_data.epochs=1", "rounds.keep_zero_shot=false"])

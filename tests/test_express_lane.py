@@ -15,7 +15,7 @@ def _trace(qid: str, docs: list[str], relevant: str, student: list[float], teach
     order = sorted(range(len(docs)), key=lambda i: -student[i])
     return pd.DataFrame({"qid": qid, "docid": docs, "in_shortlist": True, "label": [int(d == relevant) for d in docs],
                          "student_score": student, "student_rank": [order.index(i) + 1 for i in range(len(docs))],
-                         "teacher_score": teacher, "teacher_cross_encoder": ce, "teacher_bm25": bm25})
+                         "express_lane_score": teacher, "member_cross_encoder": ce, "member_bm25": bm25})
 
 
 def test_weights_come_from_the_dev_trace_and_the_test_trace_is_measured_with_them(tmp_path):
@@ -32,8 +32,8 @@ def test_weights_come_from_the_dev_trace_and_the_test_trace_is_measured_with_the
     test = res["systems"]["test"]
     second, third = 1 / math.log2(3), 1 / math.log2(4)
     assert test["student"]["ndcg@10"] == pytest.approx(second) and test["student"]["lift@3"] == pytest.approx(0.0)
-    assert test["run's reranker"]["ndcg@10"] == pytest.approx(third)
-    assert test["run's reranker"]["lift@3"] == pytest.approx(third - second)
+    assert test["run's express lane"]["ndcg@10"] == pytest.approx(third)
+    assert test["run's express lane"]["lift@3"] == pytest.approx(third - second)
     assert test["interpolated"] == pytest.approx({"ndcg@10": 1.0, "lift@3": 1.0 - second})
 
 

@@ -191,16 +191,16 @@ def test_ensemble_rejects_unknown_members_and_empty_weights():
     assert TeacherEnsemble(members=["mpnet"], bi_encoders={"mpnet": "all-mpnet-base-v2"}).members == ["mpnet"]
     with pytest.raises(ValueError, match="non-zero"):
         TeacherEnsemble(members=["cross_encoder", "bm25"], weights={"bm25": 0.0})
-    with pytest.raises(ValueError, match="ensemble.reranker.*mpnet"):
-        TeacherEnsemble(members=["cross_encoder"], reranker=["cross_encoder", "mpnet"])
+    with pytest.raises(ValueError, match="ensemble.express_lane.*mpnet"):
+        TeacherEnsemble(members=["cross_encoder"], express_lane=["cross_encoder", "mpnet"])
 
 
-def test_the_express_lane_reranker_is_the_teacher_or_its_own_ensemble_chosen_on_dev():
+def test_the_express_lane_is_the_teacher_or_its_own_ensemble_chosen_on_dev():
     teacher = TeacherEnsemble(members=["cross_encoder", "bm25"], weights={"cross_encoder": 1, "bm25": 1})
-    assert teacher.express_lane() is teacher
+    assert teacher.express_lane_ensemble() is teacher
     teacher = TeacherEnsemble(members=["cross_encoder", "bm25"], weights={"cross_encoder": 1, "bm25": 1},
-                              reranker=["cross_encoder", "student"], grid=[0.0, 1.0])
-    lane = teacher.express_lane()
+                              express_lane=["cross_encoder", "student"], grid=[0.0, 1.0])
+    lane = teacher.express_lane_ensemble()
     assert lane is not teacher and lane.members == ["cross_encoder", "student"] and lane.from_dev
     # the student's own score orders q1 right where the cross-encoder does not: dev picks it in, the teacher is unmoved
     df = pd.DataFrame({"qid": ["q1"] * 3, "docid": ["a", "b", "c"], "ce_score": [1.0, 3.0, 2.0],

@@ -78,7 +78,7 @@ def test_teacher_card_reports_the_cross_encoder_and_loads_as_a_reranker():
     assert meta["license"] == "cc-by-nc-2.0"
     assert f"{results['teacher']['best_val_ndcg@10']:.3f}" in card
     assert f"{results['teacher']['ensemble']['test_members']['cross_encoder']:.3f}" in card
-    assert f"{results['systems']['teacher_rerank']['ndcg@10']:.3f}" in table_row(card, "the ensemble over BM25's top-20")
+    assert f"{results['systems']['teacher_rerank']['ndcg@10']:.3f}" in table_row(card, "the teacher over BM25's top-20")
     assert 'CrossEncoder("path/to/teacher")' in card and "raw logits" in card
     assert "Not recorded" in card and no_base_card_text(card)
 

@@ -27,9 +27,15 @@ def finished_run(tiny_bert, tiny_beir, tmp_path_factory):
 def test_results_json_reports_every_system_and_stage(finished_run):
     cfg, out, _, value = finished_run
     results = json.loads((out / "results.json").read_text())
-    assert set(results["systems"]) == {"bm25", "hybrid_zero_shot", "student_init", "teacher_rerank",
-                                       "teacher_rerank_student", "distill_teacher_rerank_student", "student",
-                                       "hybrid_student"}
+    systems = {"bm25", "hybrid_zero_shot", "student_init", "teacher_over_bm25", "express_lane", "teacher_over_student",
+               "student", "hybrid_student"}
+    # the names before 2026-12-06 are kept as aliases for one release, listed under "renamed"
+    old = {"teacher_rerank": "teacher_over_bm25", "teacher_rerank_student": "express_lane",
+           "distill_teacher_rerank_student": "teacher_over_student"}
+    assert set(results["systems"]) == systems | set(old)
+    assert all(results["systems"][o] == results["systems"][n] for o, n in old.items())
+    assert results["renamed"]["systems.teacher_rerank_student"] == "systems.express_lane"
+    assert results["teacher"]["reranker"] == results["teacher"]["express_lane"]
     assert results["label_free"] is False and len(results["rounds"]) == 1
     for name, metrics in results["systems"].items():
         for m in ("ndcg@10", "mrr@10", "recall@100"):
@@ -62,22 +68,22 @@ def test_traces_have_documented_columns_and_one_row_per_candidate(finished_run):
     names = sorted(p.stem for p in (out / "traces").glob("*.parquet"))
     assert names == ["dev_epoch=000", "dev_epoch=001", "dev_init", "test_final", "test_init"]
     trace = pd.read_parquet(out / "traces" / "test_final.parquet")
-    # The default teacher is an ensemble, the express lane's reranker another (the student's own cosine added): a
-    # raw-score column per member of either after the documented columns, then the distillation teacher's score.
-    members = ("teacher_cross_encoder", "teacher_bm25", "teacher_student", "teacher_zero_shot")
-    assert tuple(trace.columns) == (*TRACE_COLUMNS, *members, "distill_teacher_score")
+    # The default teacher is an ensemble, the express lane another (the student's own cosine added): a raw-score
+    # column per member of either after the documented columns, then the teacher's score.
+    members = ("member_cross_encoder", "member_bm25", "member_student", "member_zero_shot")
+    assert tuple(trace.columns) == (*TRACE_COLUMNS, *members, "teacher_score")
     shortlist = trace[trace.in_shortlist]
     assert shortlist[list(members)].notna().all().all()
-    np.testing.assert_allclose(shortlist.teacher_student, shortlist.student_score, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(shortlist.member_student, shortlist.student_score, rtol=1e-5, atol=1e-6)
 
     def combined(frame, weights):   # sum of the weights x each member's z-score within the query's shortlist
-        return sum(w * frame.groupby("qid")[f"teacher_{m}"].transform(lambda s: (s - s.mean()) / (s.std(ddof=0) or 1.0))
+        return sum(w * frame.groupby("qid")[f"member_{m}"].transform(lambda s: (s - s.mean()) / (s.std(ddof=0) or 1.0))
                    for m, w in weights.items())
 
     results = json.loads((out / "results.json").read_text())
-    ensemble, reranker = results["teacher"]["ensemble"], results["teacher"]["reranker"]
-    np.testing.assert_allclose(shortlist.teacher_score, combined(shortlist, reranker["weights"]), atol=1e-5)
-    np.testing.assert_allclose(shortlist.distill_teacher_score, combined(shortlist, ensemble["weights"]), atol=1e-5)
+    ensemble, reranker = results["teacher"]["ensemble"], results["teacher"]["express_lane"]
+    np.testing.assert_allclose(shortlist.express_lane_score, combined(shortlist, reranker["weights"]), atol=1e-5)
+    np.testing.assert_allclose(shortlist.teacher_score, combined(shortlist, ensemble["weights"]), atol=1e-5)
     # results.json and the report show each member alone reranking the same shortlists, and the ensemble
     assert set(ensemble["dev_members"]) == {"cross_encoder", "bm25", "zero_shot"}
     assert set(ensemble["test_members"]) == {"cross_encoder", "bm25", "zero_shot", "student"}
@@ -88,9 +94,9 @@ def test_traces_have_documented_columns_and_one_row_per_candidate(finished_run):
         judged = {q: {d: int(g) for d, g in zip(t.docid, t.label) if g > 0} for q, t in frame.groupby("qid")}
         return evaluate(rerank_frame(frame[frame.in_shortlist], score), judged, ("ndcg@10",))["ndcg@10"]
 
-    assert ensemble["test_members"]["bm25"] == pytest.approx(reranked(trace, shortlist.teacher_bm25))
-    assert ensemble["test_ndcg@10"] == pytest.approx(reranked(trace, shortlist.distill_teacher_score))
-    assert reranker["test_ndcg@10"] == pytest.approx(reranked(trace, shortlist.teacher_score))
+    assert ensemble["test_members"]["bm25"] == pytest.approx(reranked(trace, shortlist.member_bm25))
+    assert ensemble["test_ndcg@10"] == pytest.approx(reranked(trace, shortlist.teacher_score))
+    assert reranker["test_ndcg@10"] == pytest.approx(reranked(trace, shortlist.express_lane_score))
     # The reranker's weights: chosen on the zero-shot dev top-k, then again on the dev trace of the epoch kept, the
     # best of the grid there (so at least every member alone), never on test
     kept = "dev_init" if results["best_epoch"] < 0 else f"dev_epoch={results['best_epoch']:03d}"
@@ -100,15 +106,17 @@ def test_traces_have_documented_columns_and_one_row_per_candidate(finished_run):
     chosen = reranked(dev, combined(dev_shortlist, reranker["weights"]))
     assert reranker["dev_ndcg@10"] == pytest.approx(chosen)
     for member in reranker["members"]:
-        assert chosen >= reranked(dev, dev_shortlist[f"teacher_{member}"]) - 1e-9
+        assert chosen >= reranked(dev, dev_shortlist[f"member_{member}"]) - 1e-9
     report = (out / "report" / "report.md").read_text()
-    assert "The teacher is an ensemble" in report and "The express lane's reranker" in report
+    assert "The teacher is an ensemble" in report and "The express lane (the reranker" in report
+    assert "teacher_rerank" not in report   # tables skip the old names
     assert shortlist.groupby("qid").size().eq(cfg.evaluation.rerank_depth).all()
     assert not shortlist.duplicated(["qid", "docid"]).any()
     assert shortlist.student_init_rank.notna().any()
     per_query = pd.read_parquet(out / "traces" / "per_query" / "test_final.parquet")
     assert sorted(per_query.qid) == sorted(trace.qid.unique())
-    assert {"candidate_failure", "scoring_failure", "fixed_by_teacher", "broken_by_teacher"} <= set(per_query.columns)
+    assert {"candidate_failure", "scoring_failure", "fixed_by_express_lane", "broken_by_express_lane"} <= set(
+        per_query.columns)
 
 
 def test_exported_student_loads_and_matches_module(finished_run):
@@ -252,13 +260,13 @@ def test_label_free_mode_trains_on_title_pseudo_queries(tiny_bert, tiny_beir, tm
     assert artifact.bm25_score.tolist() == pytest.approx(
         bodies.score_pairs(titles, artifact.qid, artifact.docid), rel=1e-5)
     shortlisted = dev[dev.in_shortlist]
-    assert shortlisted.teacher_bm25.tolist() == pytest.approx(
+    assert shortlisted.member_bm25.tolist() == pytest.approx(
         bodies.score_pairs(titles, shortlisted.qid, shortlisted.docid), rel=1e-5)
     # The test split reads the whole documents ("title text").
     whole = BM25Retriever().index([d["_id"] for d in docs], [f"{d['title']} {d['text']}" for d in docs])
     queries = {q["_id"]: q["text"] for q in map(json.loads, (tiny_beir / "queries.jsonl").read_text().splitlines())}
     test = pd.read_parquet(out / "traces" / "test_init.parquet").query("in_shortlist")
-    assert test.teacher_bm25.tolist() == pytest.approx(whole.score_pairs(queries, test.qid, test.docid),
+    assert test.member_bm25.tolist() == pytest.approx(whole.score_pairs(queries, test.qid, test.docid),
                                                        rel=1e-5)
 
 
@@ -375,7 +383,7 @@ def test_a_trec_run_file_supplies_the_mining_shortlists(tiny_bert, tiny_beir, tm
                                 for j in range(1, 9)))
     out = tmp_path / "run"
     run(compose(tiny_overrides(tiny_bert, tiny_beir, out, tmp_path / "cache") + [
-        "miner=run_file", f"miner.path={run_file}", "miner.depth=6", "student_data.epochs=1"]))
+        "miner=run_file", f"miner.first_stage.path={run_file}", "miner.depth=6", "student_data.epochs=1"]))
     artifact = pd.read_parquet(out / "mining" / "artifact.parquet")
     shortlisted = artifact[artifact.origin == "run"]
     assert set(artifact.origin) <= {"run", "qrels"} and len(shortlisted)
@@ -391,7 +399,7 @@ def test_a_run_file_naming_unknown_documents_stops_mining(tiny_bert, tiny_beir, 
     run_file.write_text("".join(f"q{i} Q0 nowhere 1 1.0 mine\n" for i in range(24)))
     with pytest.raises(DataError, match="train.trec.*'nowhere', which is not in the corpus"):
         run(compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path / "run", tmp_path / "cache") + [
-            "miner=run_file", f"miner.path={run_file}", "student_data.epochs=1"]))
+            "miner=run_file", f"miner.first_stage.path={run_file}", "student_data.epochs=1"]))
 
 
 
@@ -429,15 +437,15 @@ def test_a_student_member_is_the_frozen_student_whose_shortlists_are_scored(tiny
     results = json.loads((out / "results.json").read_text())
     ensemble = results["teacher"]["ensemble"]
     assert len(ensemble["rounds"]) == 2 and ensemble["weights"] == ensemble["rounds"][1]["weights"]
-    # the express lane's reranker: chosen on the zero-shot dev, then on each round's kept epoch's dev trace before
+    # the express lane: chosen on the zero-shot dev, then on each round's kept epoch's dev trace before
     # its test, then on the run's kept epoch's before the final test
     kept = [f"dev_epoch={r['epoch']:03d}" for r in results["rounds"]]
-    chosen_on = [r["shortlists"] for r in results["teacher"]["reranker"]["rounds"]]
+    chosen_on = [r["shortlists"] for r in results["teacher"]["express_lane"]["rounds"]]
     assert chosen_on == ["zero-shot dev", *kept, f"dev_epoch={results['best_epoch']:03d}"]
     assert set(ensemble["rounds"][0]["dev_members"]) == {"cross_encoder", "bm25", "student"}
     for name in ("test_final", "dev_epoch=001"):
         shortlist = pd.read_parquet(out / "traces" / f"{name}.parquet").query("in_shortlist")
-        np.testing.assert_allclose(shortlist.teacher_student, shortlist.student_score, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(shortlist.member_student, shortlist.student_score, rtol=1e-5, atol=1e-6)
     artifact = pd.read_parquet(out / "mining_round2" / "artifact.parquet")
     z = {c: artifact.groupby("qid")[c].transform(lambda s: (s - s.mean()) / (s.std(ddof=0) or 1.0))
          for c in ("ce_score", "bm25_score", "dense_score")}

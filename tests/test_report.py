@@ -40,7 +40,7 @@ def trace(eval_name: str, split: str, epoch: int, ranks: dict[str, int], init: d
     # the teacher puts relevant docs first and otherwise keeps the shortlist order
     teacher = {(q, c.docid): (10.0 if QRELS[q].get(c.docid) else -c.rank) for q, cs in shortlists.items() for c in cs}
     return build_trace(eval_name=eval_name, split=split, epoch=epoch, queries=QUERIES, shortlists=shortlists,
-                       teacher_scores=teacher, qrels=QRELS, student_run=run, student_init_run=init_run)
+                       express_lane_scores=teacher, qrels=QRELS, student_run=run, student_init_run=init_run)
 
 
 def make_run_dir(root: Path, full: bool = True) -> Path:

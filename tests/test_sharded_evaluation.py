@@ -12,11 +12,15 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from crossdistill.common.distributed import shard
 from crossdistill.common.layout import RunLayout, dev_epoch_name
+from crossdistill.data.corpus import Corpus
 from crossdistill.evaluation.callback import DistillationEvalCallback
-from crossdistill.evaluation.evaluator import EvaluationSettings, RetrievalEvaluator, shard
+from crossdistill.evaluation.evaluator import EvaluationSettings, RetrievalEvaluator
 from crossdistill.models.bi_encoder import load_bi_encoder
 from crossdistill.models.cross_encoder import load_cross_encoder
+from crossdistill.teacher.cross_encoder_scores import CrossEncoderScores
+from crossdistill.teacher.ensemble_scores import EnsembleScores
 
 WORDS = "cell gene mice fox brown protein tumour cancer virus dna rna blood heart brain liver lung drug dose".split()
 
@@ -30,26 +34,35 @@ def test_shards_concatenate_to_the_items_in_rank_order(n, world):
     assert max(map(len, parts)) - min(map(len, parts)) <= -(-n // world)   # ceil-sized shares, last ones shorter
 
 
+def _log(log_dir, key: str, n: int) -> None:
+    path = log_dir / f"{os.getpid()}.json"
+    seen = json.loads(path.read_text()) if path.exists() else {}
+    seen[key] = seen.get(key, 0) + n
+    path.write_text(json.dumps(seen))
+
+
 class CountingEvaluator(RetrievalEvaluator):
-    """Records, per process, how many corpus rows it encoded and how many teacher pairs it scored."""
+    """Records, per process, how many corpus rows it encoded."""
 
     def __init__(self, *args, log_dir=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.log_dir = log_dir
 
-    def _log(self, key: str, n: int) -> None:
-        path = self.log_dir / f"{os.getpid()}.json"
-        seen = json.loads(path.read_text()) if path.exists() else {}
-        seen[key] = seen.get(key, 0) + n
-        path.write_text(json.dumps(seen))
-
     def _search_rows(self, encoder, qids, rows):
-        self._log("rows", len(rows))
+        _log(self.log_dir, "rows", len(rows))
         return super()._search_rows(encoder, qids, rows)
 
-    def _teacher_logits(self, pairs):
-        self._log("pairs", len(pairs))
-        return super()._teacher_logits(pairs)
+
+class CountingLogits(CrossEncoderScores):
+    """Records, per process, how many cross-encoder pairs it scored."""
+
+    def __init__(self, *args, log_dir=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.log_dir = log_dir
+
+    def _logits(self, pairs):
+        _log(self.log_dir, "pairs", len(pairs))
+        return super()._logits(pairs)
 
 
 class FrozenStudent(pl.LightningModule):
@@ -78,7 +91,8 @@ def _evaluator(teacher, folder, epoch_corpus):
     settings = EvaluationSettings(precision="32", show_progress=False, retrieval_depth=10, rerank_depth=5,
                                   epoch_corpus=epoch_corpus, epoch_sample=12)
     folder.mkdir(parents=True)
-    return CountingEvaluator(settings, docs, queries, qrels, {"dev": {}}, teacher=teacher,
+    logits = CountingLogits(teacher, queries, Corpus.from_mapping(docs), precision="32", log_dir=folder)
+    return CountingEvaluator(settings, docs, queries, qrels, {"dev": {}}, reranking=EnsembleScores(queries, logits),
                              layout=RunLayout(folder / "run"), log_dir=folder)
 
 
@@ -98,11 +112,11 @@ def test_per_epoch_evaluation_shared_by_two_ddp_ranks_equals_one_process(tiny_be
     shared = json.loads(evaluator.layout.trace_metrics(name).read_text())
     for metric, value in expected.metrics.items():
         assert shared[metric] == pytest.approx(value, abs=1e-6), metric
-    columns = ["qid", "docid", "student_rank", "teacher_rank"]
+    columns = ["qid", "docid", "student_rank", "express_lane_rank"]
     got = pd.read_parquet(evaluator.layout.trace(name)).sort_values(["qid", "docid"]).reset_index(drop=True)
     want = expected.trace.sort_values(["qid", "docid"]).reset_index(drop=True)
     assert got[columns].equals(want[columns])
-    assert got.teacher_score.to_numpy() == pytest.approx(want.teacher_score.to_numpy(), abs=1e-5, nan_ok=True)
+    assert got.express_lane_score.to_numpy() == pytest.approx(want.express_lane_score.to_numpy(), abs=1e-5, nan_ok=True)
 
     # Each rank encoded its own share of the searched rows and scored its own share of the teacher pairs.
     counts = [json.loads(p.read_text()) for p in (tmp_path / "ddp").glob("*.json")]

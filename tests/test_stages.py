@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from crossdistill.common.layout import RunLayout, dev_epoch_name, round_suffix
+from crossdistill.common.layout import RunLayout, dev_epoch_metrics, dev_epoch_name, round_suffix
 from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
 
@@ -76,7 +76,7 @@ def test_run_layout_names_every_path_once(tmp_path):
     layout.traces.mkdir(parents=True)
     for epoch in (1, 0):
         layout.trace_metrics(dev_epoch_name(epoch)).write_text(f'{{"epoch": {epoch}}}')
-    assert [m["epoch"] for m in layout.dev_epoch_metrics()] == [0, 1]
+    assert [m["epoch"] for m in dev_epoch_metrics(layout)] == [0, 1]
     with pytest.raises(ValueError, match="no cache folder"):
         RunLayout(tmp_path).cached_teacher("k")
 
@@ -112,3 +112,22 @@ def test_stages_stand_side_by_side():
                 for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
                 and n.module.startswith("crossdistill.pipeline.stages.") and n.module not in shared]
     assert borrowed == []
+
+
+def _is_named_value(node) -> bool:
+    return any(getattr(d, "id", getattr(d, "attr", None)) in ("property", "cached_property") for d in node.decorator_list)
+
+
+def test_no_class_is_over_twelve_methods():
+    """A class that does more than about twelve things is several classes (the evaluator was 25 methods: its corpus
+    embeddings and reranker scores now live in retrieval/ and teacher/). Its named values (properties) and the data
+    model's dunder methods aside."""
+    big = {}
+    for f, tree in _modules():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                methods = [m.name for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))
+                           and not (m.name.startswith("__") and m.name.endswith("__")) and not _is_named_value(m)]
+                if len(methods) > 12:
+                    big[f"{f.relative_to(SRC)}:{node.name}"] = len(methods)
+    assert big == {}

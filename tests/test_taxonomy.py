@@ -42,7 +42,7 @@ QUERIES = {
     "q4": "a b c d e",
     "q5": "nothing judged here",
 }
-# (qid, docid, label, origin ("" = not shortlisted), first_stage_rank, student_rank, teacher_rank)
+# (qid, docid, label, origin ("" = not shortlisted), first_stage_rank, student_rank, express_lane_rank)
 ROWS = [
     ("q1", "a", 0, "dense", 1, 1, 2), ("q1", "d1", 2, "both", 2, 4, 1), ("q1", "b", 0, "bm25", 3, 2, 3),
     ("q2", "e1", 1, "bm25", 1, 1, 4), ("q2", "x", 0, "dense", 2, 2, 1), ("q2", "y", 0, "dense", 3, 3, 2),
@@ -64,10 +64,10 @@ def make_trace(rows=ROWS) -> pd.DataFrame:
             "bm25_rank": None, "bm25_score": float("nan"),
             "student_rank": st, "student_score": float("nan") if st is None else -float(st),
             "student_init_rank": None, "student_init_score": float("nan"),
-            "teacher_rank": te, "teacher_score": float("nan") if te is None else -float(te), "label": label,
+            "express_lane_rank": te, "express_lane_score": float("nan") if te is None else -float(te), "label": label,
         })
     df = pd.DataFrame(recs, columns=list(TRACE_COLUMNS))
-    ints = ["first_stage_rank", "bm25_rank", "student_rank", "student_init_rank", "teacher_rank"]
+    ints = ["first_stage_rank", "bm25_rank", "student_rank", "student_init_rank", "express_lane_rank"]
     return df.astype({c: "Int64" for c in ints})
 
 
@@ -78,12 +78,12 @@ def test_classify_queries_flags_and_ndcg():
     assert q["missed_relevant"].tolist() == [0, 1, 1, 1, 0]
     assert q["candidate_failure"].tolist() == [False, False, True, False, False]
     assert q["scoring_failure"].tolist() == [False, True, False, False, False]
-    assert q["fixed_by_teacher"].tolist() == [True, False, False, False, False]
-    assert q["broken_by_teacher"].tolist() == [False, True, True, False, False]
+    assert q["fixed_by_express_lane"].tolist() == [True, False, False, False, False]
+    assert q["broken_by_express_lane"].tolist() == [False, True, True, False, False]
     assert q["origin"].tolist() == ["both", "bm25", "none", "dense", "none"]
     assert q["query_len"].tolist() == [3, 10, 20, 5, 3]
     assert q.loc["q4", "ndcg@3_student"] == pytest.approx((2 + 1 / L4) / IDCG4)
-    assert q.loc["q4", "ndcg@3_teacher"] == pytest.approx((2 + 1 / L3) / IDCG4)
+    assert q.loc["q4", "ndcg@3_express_lane"] == pytest.approx((2 + 1 / L3) / IDCG4)
     for qid, lift in LIFT.items():
         assert q.loc[qid, "lift@3"] == pytest.approx(lift)
     assert math.isnan(q.loc["q5", "lift@3"])
@@ -92,7 +92,7 @@ def test_classify_queries_flags_and_ndcg():
 def test_taxonomy_counts():
     assert taxonomy_counts(make_trace()) == {
         "candidate_failure": 1.0, "missed_relevant": 3.0, "scoring_failure": 1.0,
-        "fixed_by_teacher": 1.0, "broken_by_teacher": 2.0, "queries": 4.0,
+        "fixed_by_express_lane": 1.0, "broken_by_express_lane": 2.0, "queries": 4.0,
     }
 
 
@@ -100,7 +100,7 @@ def test_k_changes_the_verdict():
     # at k=1: q1 still fixed (teacher rank 1), q2 still broken (student rank 1, teacher 4), but q3's
     # student rank 2 is no longer a hit, so q3 is not broken any more; q4 hits at rank 1 both ways.
     c = taxonomy_counts(make_trace(), k=1)
-    assert c["broken_by_teacher"] == 1.0 and c["fixed_by_teacher"] == 1.0
+    assert c["broken_by_express_lane"] == 1.0 and c["fixed_by_express_lane"] == 1.0
 
 
 def test_lift_by_slice():

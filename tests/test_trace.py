@@ -31,7 +31,7 @@ BM25 = {"q1": [("a", 12.0), ("c", 11.0)], "q2": []}
 
 def make(**kw):
     args = dict(eval_name="dev_epoch=001", split="dev", epoch=1, queries=QUERIES, shortlists=SHORTLISTS,
-                teacher_scores=TEACHER, qrels=QRELS, student_run=STUDENT, bm25_run=BM25)
+                express_lane_scores=TEACHER, qrels=QRELS, student_run=STUDENT, bm25_run=BM25)
     return build_trace(**{**args, **kw})
 
 
@@ -42,7 +42,7 @@ def test_columns_rows_and_dtypes():
     assert list(zip(df.qid, df.docid)) == [("q1", "a"), ("q1", "b"), ("q1", "c"), ("q1", "d"), ("q1", "e"),
                                            ("q2", "x"), ("q2", "y")]
     assert df.in_shortlist.tolist() == [True, True, True, False, False, True, True]
-    for col in ("first_stage_rank", "bm25_rank", "student_rank", "student_init_rank", "teacher_rank"):
+    for col in ("first_stage_rank", "bm25_rank", "student_rank", "student_init_rank", "express_lane_rank"):
         assert str(df[col].dtype) == "Int64", col
     assert df.epoch.dtype == "int64" and df.label.dtype == "int64" and df.in_shortlist.dtype == bool
     assert set(df["eval"]) == {"dev_epoch=001"} and set(df.split) == {"dev"}
@@ -51,11 +51,11 @@ def test_columns_rows_and_dtypes():
 
 def test_ranks_scores_and_labels():
     df = make().set_index(["qid", "docid"])
-    assert df.loc[("q1", "c"), "teacher_rank"] == 1
-    assert df.loc[("q1", "a"), "teacher_rank"] == 2  # tie with b broken by first-stage rank
-    assert df.loc[("q1", "b"), "teacher_rank"] == 3
-    assert df.loc[("q2", "y"), "teacher_rank"] == 1 and df.loc[("q2", "x"), "teacher_rank"] == 2
-    assert df.loc[("q1", "c"), "teacher_score"] == 3.0
+    assert df.loc[("q1", "c"), "express_lane_rank"] == 1
+    assert df.loc[("q1", "a"), "express_lane_rank"] == 2  # tie with b broken by first-stage rank
+    assert df.loc[("q1", "b"), "express_lane_rank"] == 3
+    assert df.loc[("q2", "y"), "express_lane_rank"] == 1 and df.loc[("q2", "x"), "express_lane_rank"] == 2
+    assert df.loc[("q1", "c"), "express_lane_score"] == 3.0
     assert df.loc[("q1", "b"), ["student_rank", "student_score"]].tolist() == [1, 9.0]
     assert df.loc[("q1", "c"), ["bm25_rank", "bm25_score"]].tolist() == [2, 11.0]
     assert pd.isna(df.loc[("q1", "b"), "bm25_rank"]) and math.isnan(df.loc[("q1", "b"), "bm25_score"])
@@ -64,7 +64,7 @@ def test_ranks_scores_and_labels():
     assert df.loc[("q2", "x"), "label"] == 0
     d = df.loc[("q1", "d")]  # out-of-shortlist relevant doc: where it ended up
     assert d.student_rank == 5 and d.origin == "" and d.label == 1
-    assert pd.isna(d.first_stage_rank) and pd.isna(d.teacher_rank) and math.isnan(d.teacher_score)
+    assert pd.isna(d.first_stage_rank) and pd.isna(d.express_lane_rank) and math.isnan(d.express_lane_score)
     assert pd.isna(df.loc[("q1", "e"), "student_rank"])
     assert df.student_init_rank.isna().all()  # no init run given
 
@@ -79,12 +79,12 @@ def test_init_run_and_missing_bm25_run():
 
 def test_missing_teacher_score_is_an_error():
     with pytest.raises(KeyError, match="q2"):
-        make(teacher_scores={k: v for k, v in TEACHER.items() if k != ("q2", "x")})
+        make(express_lane_scores={k: v for k, v in TEACHER.items() if k != ("q2", "x")})
 
 
 def test_empty_trace_keeps_schema():
     df = make(shortlists={})
-    assert df.empty and tuple(df.columns) == TRACE_COLUMNS and str(df.teacher_rank.dtype) == "Int64"
+    assert df.empty and tuple(df.columns) == TRACE_COLUMNS and str(df.express_lane_rank.dtype) == "Int64"
 
 
 def test_write_and_read_roundtrip(tmp_path):

@@ -25,12 +25,12 @@ CASES = [
     ("student.model=/no/such/model", "student.model", "not a local folder"),       # a model that is not there
     ("inference_precision=fp8", "inference_precision", "bf16-mixed"),
     ("bm25.backend=rust", "bm25.backend", "numba"),
-    ("ensemble.reranker=[cross_encoder,mpnet]", "ensemble.reranker", "bi_encoders"),   # a member with no scorer
+    ("ensemble.express_lane=[cross_encoder,mpnet]", "ensemble.express_lane", "ensemble.catalog"),   # a member with no scorer
     # index settings: once a FAISS error after the teacher had trained
     ("evaluation/index=faiss_ivf evaluation.index.nprobe=0", "evaluation.index.nprobe", ">= 1"),
     ("evaluation/index=faiss_hnsw evaluation.index.kind=lsh", "evaluation.index.kind", "hnsw"),
     # a missing run file: once reported only when mining started, after the teacher had trained
-    ("miner=run_file miner.path=/no/such/train.trec", "miner.path", "existing TREC run file"),
+    ("miner=run_file miner.first_stage.path=/no/such/train.trec", "miner.first_stage.path", "existing TREC run file"),
 ]
 
 

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from crossdistill.common.io import write_text_atomic
+from crossdistill.evaluation.results_keys import current_names
 
 COLUMNS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "lift@3")
 # Loggers whose INFO and WARNING lines describe the library, not the run: Lightning's "GPU available" banner and
@@ -26,6 +27,7 @@ CONFIG_ORDER = ("data", "teacher", "teacher_data", "ensemble", "miner", "pairs",
 
 
 def results_table(results: dict) -> Table:
+    results = current_names(results)
     table = Table(title=f"{results['dataset']} - {results['split']} ({results.get('queries', '?')} queries)")
     table.add_column("system")
     for c in COLUMNS:

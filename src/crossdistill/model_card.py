@@ -15,6 +15,7 @@ import yaml
 
 from crossdistill.common.io import write_text_atomic
 from crossdistill.common.machine import machine
+from crossdistill.evaluation.results_keys import current_names
 
 # The data's licence by dataset name: (Hub licence id, in words). Other collections: the user's to state, with
 # ``+data.license=<id>`` on the command line; "unknown" otherwise.
@@ -135,6 +136,7 @@ def provenance(results: dict, command: str | None, when: str, m: dict) -> str:
 
 def card_basics(results: dict, role: str, when: str | None, m: dict | None) -> tuple:
     """(date, machine, config, teacher record, systems, base model of ``role``, dataset, rerank depth)."""
+    results = current_names(results)
     cfg = results.get("config") or {}
     return (when or dt.date.today().isoformat(), m if m is not None else machine(), cfg, results.get("teacher") or {},
             results.get("systems") or {}, cfg.get(role, {}).get("model"), str(results.get("dataset", "?")),
@@ -155,8 +157,8 @@ def student_card(results: dict, command: str | None = None, when: str | None = N
     kept = ("\n\nThe run kept the **zero-shot start**: no distilled epoch beat the base model on dev, so these are "
             "the base model's weights.") if results.get("best_epoch", 0) < 0 else ""
     rows = [("student", "**this model**"),
-            ("teacher_rerank_student", f"express lane: this model's top-{k} reranked by "
-                                       f"{describe_ensemble(teacher.get('reranker') or teacher.get('ensemble'))}"),
+            ("express_lane", f"express lane: this model's top-{k} reranked by "
+                             f"{describe_ensemble(teacher.get('express_lane') or teacher.get('ensemble'))}"),
             ("hybrid_student", "this model + BM25 (RRF)"), ("bm25", "BM25"),
             ("student_init", "the base model, zero-shot"), ("hybrid_zero_shot", "the base model + BM25 (RRF), zero-shot")]
     return front_matter(meta) + "\n\n".join([
@@ -223,9 +225,9 @@ def teacher_card(results: dict, command: str | None = None, when: str | None = N
         "teach the run's bi-encoder student (`../student`).",
         f"- Base model: `{base}`\n- Trained on: {trained}\n"
         f"- {splits_text(results)}", "## Figures", "\n".join(figures),
-        f"The distillation teacher is this cross-encoder in an ensemble: {describe_ensemble(ens)}. "
-        f"That ensemble reranking BM25's test top-{k} (`teacher_rerank`):",
-        metrics_table(systems, [("teacher_rerank", f"the ensemble over BM25's top-{k}"), ("bm25", "BM25")]),
+        f"The teacher (what scored the mined pairs) is this cross-encoder in an ensemble: {describe_ensemble(ens)}. "
+        f"That teacher reranking BM25's test top-{k} (`teacher_over_bm25`):",
+        metrics_table(systems, [("teacher_over_bm25", f"the teacher over BM25's top-{k}"), ("bm25", "BM25")]),
         provenance(results, command, when, m), "## How to use", teacher_usage(path),
         "## Limits", f"A reranker for BM25 (or bi-encoder) shortlists of {dataset}, its scores are uncalibrated logits "
         "(compare them within a query only). " + transfer_text(results)]) + "\n"

@@ -2,7 +2,7 @@
 members (from the run's traces) plus the evaluated student's cosine, weights chosen on the dev trace of the epoch the
 run kept (never test), applied to the test trace of the final student. What a deployment that reranks the student's
 top-k would get by interpolating the reranker with its first stage, without changing the distillation teacher.
-Since 2026-11-30 the pipeline's own express lane does this (``ensemble.reranker``, chosen again before each test); the
+Since 2026-11-30 the pipeline's own express lane does this (``ensemble.express_lane``, chosen again before each test); the
 command re-chooses offline, for runs made before that or another member list.
 
     crossdistill express-lane benchmarks/default-run
@@ -18,14 +18,14 @@ from rich.table import Table
 
 from crossdistill.evaluation.metrics import evaluate, lift_at_k
 from crossdistill.evaluation.runs import rerank_frame
-from crossdistill.teacher.ensemble import TeacherEnsemble, score_column, trace_frame
+from crossdistill.teacher.ensemble import TeacherEnsemble
 
 
-def shortlists(trace: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+def shortlists(trace: pd.DataFrame, ensemble: TeacherEnsemble) -> tuple[pd.DataFrame, dict]:
     """The trace's shortlisted rows as a member frame, and the judgments the trace holds (every judged document has a
     row)."""
     qrels = {q: {d: int(g) for d, g in zip(t.docid, t.label) if g > 0} for q, t in trace.groupby("qid")}
-    return trace_frame(trace), qrels
+    return ensemble.trace_frame(trace), qrels
 
 
 def measure(frame: pd.DataFrame, score: pd.Series, qrels: dict) -> dict:
@@ -38,17 +38,17 @@ def express_lane(run: Path, members: list[str], grid: list[float]) -> dict:
     results = json.loads((run / "results.json").read_text())
     epoch = results["best_epoch"]
     dev_trace = run / "traces" / (f"dev_epoch={epoch:03d}.parquet" if epoch >= 0 else "dev_init.parquet")
-    (dev, dev_qrels), (test, test_qrels) = (shortlists(pd.read_parquet(p))
-                                            for p in (dev_trace, run / "traces" / "test_final.parquet"))
-    missing = [m for m in members if score_column(m) not in dev]
-    if missing:
-        raise ValueError(f"the run's traces hold no scores of {missing} (members it has: teacher_* columns)")
     ensemble = TeacherEnsemble(members=members, grid=grid, saturated=1.01)
+    (dev, dev_qrels), (test, test_qrels) = (shortlists(pd.read_parquet(p), ensemble)
+                                            for p in (dev_trace, run / "traces" / "test_final.parquet"))
+    missing = [m for m in members if ensemble.column(m) not in dev]
+    if missing:
+        raise ValueError(f"the run's traces hold no scores of {missing} (members it has: member_* columns)")
     choice = ensemble.choose(dev, dev_qrels)
     out = {"members": members, "weights": choice["weights"], "dev_trace": dev_trace.name, "systems": {}}
     for name, frame, qrels in (("dev", dev, dev_qrels), ("test", test, test_qrels)):
         out["systems"][name] = {"student": measure(frame, frame.student_order, qrels),
-                                "run's reranker": measure(frame, frame.teacher_score, qrels),
+                                "run's express lane": measure(frame, frame.express_lane_score, qrels),
                                 "interpolated": measure(frame, ensemble.combine(frame), qrels)}
     return out
 

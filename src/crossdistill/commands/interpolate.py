@@ -68,7 +68,7 @@ def measure(run: Path, alphas: list[float], save: Path | None) -> dict:
         ev = run_evaluator(run, Path(work))
         splits = [s for s in ("dev", "test") if ev.qrels.get(s)]
         for alpha, model in merged_students(run, alphas):
-            emb = ev.encode_corpus(model)
+            emb = ev.embeddings.corpus(model)
             out["alphas"][f"{alpha:g}"] = {
                 split: {m: v for m, v in ev.evaluate(model, split, f"{split}_alpha", 0, corpus_emb=emb).metrics.items()
                         if m in ("ndcg@10", "recall@100", "mrr@10")} for split in splits}

@@ -1,5 +1,8 @@
-"""Process-group hygiene for Lightning's spawned DDP workers (``strategy=ddp_spawn`` / ``ddp_fork``)."""
+"""Process-group hygiene for Lightning's spawned DDP workers (``strategy=ddp_spawn`` / ``ddp_fork``), and each rank's
+share of a list."""
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import pytorch_lightning as pl
 import torch.distributed as dist
@@ -22,3 +25,10 @@ class EndSpawnedProcessGroup(pl.Callback):
         if trainer.state.status == TrainerStatus.FINISHED:   # after a failure a rank may be gone: no barrier
             dist.barrier()
         dist.destroy_process_group()
+
+
+def shard(items: Sequence, rank: int, world_size: int) -> list:
+    """Rank ``rank``'s contiguous share of ``items`` (ceil(n / world_size) each; the last ones may be short or
+    empty): concatenated in rank order, the shares are ``items``."""
+    size = -(-len(items) // world_size)
+    return list(items[rank * size:(rank + 1) * size])

@@ -68,19 +68,8 @@ class RunLayout:
     def per_query(self, eval_name: str) -> Path:
         return self.traces / "per_query" / f"{eval_name}.parquet"
 
-    def trace_files(self) -> dict[str, Path]:
-        """Every evaluation's trace, by eval name, sorted by it."""
-        return {p.stem: p for p in sorted(self.traces.glob("*.parquet"))}
-
-    def dev_epoch_metrics(self) -> list[dict]:
-        """Per-epoch dev metrics, as the evaluation callback wrote them beside its traces (all rounds)."""
-        return [json.loads(p.read_text()) for p in sorted(self.traces.glob("dev_epoch=*.metrics.json"))]
-
     def csv_metrics(self, stage: str) -> Path:
         return self.root / "csv" / stage / "metrics.csv"
-
-    def has_later_rounds(self) -> bool:
-        return any((self.root / "csv").glob("student_round*"))
 
     def mining(self, round_: int = 1) -> Path:
         return self.root / f"mining{round_suffix(round_)}"
@@ -140,3 +129,18 @@ class RunLayout:
     @property
     def data_cache(self) -> Path:
         return self._cache() / "data"
+
+
+# What a run folder holds (readers, beside the paths above)
+def trace_files(layout: RunLayout) -> dict[str, Path]:
+    """Every evaluation's trace, by eval name, sorted by it."""
+    return {p.stem: p for p in sorted(layout.traces.glob("*.parquet"))}
+
+
+def dev_epoch_metrics(layout: RunLayout) -> list[dict]:
+    """Per-epoch dev metrics, as the evaluation callback wrote them beside its traces (all rounds)."""
+    return [json.loads(p.read_text()) for p in sorted(layout.traces.glob("dev_epoch=*.metrics.json"))]
+
+
+def has_later_rounds(layout: RunLayout) -> bool:
+    return any((layout.root / "csv").glob("student_round*"))

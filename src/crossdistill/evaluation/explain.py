@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from crossdistill.common.layout import FINAL_TEST, RunLayout
+from crossdistill.common.layout import FINAL_TEST, RunLayout, trace_files
 from crossdistill.evaluation.report import format_cell
 from crossdistill.evaluation.taxonomy import classify_queries
 
@@ -14,7 +14,7 @@ from crossdistill.evaluation.taxonomy import classify_queries
 def load_query_trace(run_dir: Path, qid: str, eval_name: str | None = None) -> tuple[str, pd.DataFrame]:
     """(eval name, one query's trace rows); raises ``LookupError`` with a readable message."""
     layout = RunLayout(Path(run_dir))
-    files = layout.trace_files()  # read only one
+    files = trace_files(layout)  # read only one
     if not files:
         raise LookupError(f"no traces found in {layout.traces}")
     name = eval_name or (FINAL_TEST if FINAL_TEST in files else list(files)[-1])
@@ -29,7 +29,7 @@ def load_query_trace(run_dir: Path, qid: str, eval_name: str | None = None) -> t
 
 
 def explain(run_dir: Path, qid: str, eval_name: str | None = None, console=None) -> None:
-    """Print one query's trace as a Rich table, sorted by teacher rank, out-of-shortlist
+    """Print one query's trace as a Rich table, sorted by express lane rank, out-of-shortlist
     relevant docs last; unknown qids / missing traces print a message instead of raising."""
     from rich.console import Console
     from rich.table import Table
@@ -40,18 +40,18 @@ def explain(run_dir: Path, qid: str, eval_name: str | None = None, console=None)
     except LookupError as e:
         console.print(f"[bold red]error:[/] {e.args[0]}")
         return
-    rows = rows.sort_values(["in_shortlist", "teacher_rank", "student_rank"],
+    rows = rows.sort_values(["in_shortlist", "express_lane_rank", "student_rank"],
                             ascending=[False, True, True], na_position="last")
     q = classify_queries(rows, 3).iloc[0]
     table = Table(title=f"{name} · qid {qid}: {rows['query'].iloc[0]}",
-                  caption=(f"nDCG@3 student {format_cell(q['ndcg@3_student'])} → teacher {format_cell(q['ndcg@3_teacher'])} "
+                  caption=(f"nDCG@3 student {format_cell(q['ndcg@3_student'])} → express lane {format_cell(q['ndcg@3_express_lane'])} "
                            f"(lift {format_cell(q['lift@3'])}); {int(q['n_relevant'])} relevant, "
                            f"{int(q['missed_relevant'])} not shortlisted"))
-    cols = [("teacher", "teacher_rank"), ("docid", "docid"), ("origin", "origin"),
+    cols = [("express lane", "express_lane_rank"), ("docid", "docid"), ("origin", "origin"),
             ("1st rank", "first_stage_rank"), ("1st score", "first_stage_score"), ("bm25", "bm25_rank"),
             ("init rank", "student_init_rank"), ("init score", "student_init_score"),
             ("student rank", "student_rank"), ("student score", "student_score"),
-            ("teacher score", "teacher_score"), ("label", "label")]
+            ("express lane score", "express_lane_score"), ("label", "label")]
     for header, _ in cols:
         table.add_column(header, justify="left" if header in ("docid", "origin") else "right")
     for r in rows.itertuples(index=False):

@@ -17,7 +17,8 @@ from matplotlib.figure import Figure  # OO API: Agg canvas, no global pyplot sta
 from matplotlib.ticker import MaxNLocator
 
 from crossdistill.common.layout import FINAL_TEST as FINAL_EVAL
-from crossdistill.common.layout import RunLayout
+from crossdistill.common.layout import RunLayout, dev_epoch_metrics, has_later_rounds
+from crossdistill.evaluation.results_keys import current_names
 from crossdistill.evaluation.taxonomy import (
     TAXONOMY_KEYS,
     classify_queries,
@@ -56,7 +57,7 @@ def _final_eval(traces: dict) -> str:
 
 def _json_epoch_metrics(layout: RunLayout) -> pd.DataFrame:
     """Per-epoch dev metrics from the ``dev_epoch=NNN.metrics.json`` files beside the traces."""
-    rows = layout.dev_epoch_metrics()
+    rows = dev_epoch_metrics(layout)
     return pd.DataFrame([{"epoch": r["epoch"], **{f"dev/{k}": v for k, v in r.items()
                                                   if k not in ("eval", "split", "epoch")}} for r in rows])
 
@@ -72,7 +73,7 @@ def _trace_epoch_metrics(traces: dict[str, pd.DataFrame]) -> pd.DataFrame:
         rows.append({"epoch": int(t["epoch"].iloc[0]),
                      "dev/ndcg@10": ndcg_by_query(t, "student_rank", 10).mean(),
                      "dev/ndcg@3_student": q["ndcg@3_student"].mean(),
-                     "dev/ndcg@3_reranked": q["ndcg@3_teacher"].mean(),
+                     "dev/ndcg@3_reranked": q["ndcg@3_express_lane"].mean(),
                      "dev/lift@3": q["lift@3"].mean()})
     return pd.DataFrame(rows).sort_values("epoch") if rows else pd.DataFrame()
 
@@ -95,7 +96,7 @@ def _results_section(layout: RunLayout) -> list[str]:
     path = layout.results
     if not path.exists():
         return []
-    res = json.loads(path.read_text())
+    res = current_names(json.loads(path.read_text()))
     md = ["## Results", ""]
     meta = [f"{k}: **{res[k]}**" for k in ("dataset", "split", "best_epoch") if k in res]
     if meta:
@@ -105,8 +106,8 @@ def _results_section(layout: RunLayout) -> list[str]:
         md += [_md_table(systems.rename_axis("system").reset_index()), ""]
     teacher = res.get("teacher") or {}
     md += _ensemble_lines(teacher.get("ensemble") or {})
-    md += _ensemble_lines(teacher.get("reranker") or {}, "The express lane's reranker (the teacher over the student's "
-                          "top-k) is its own ensemble")
+    md += _ensemble_lines(teacher.get("express_lane") or {}, "The express lane (the reranker over the student's top-k) is "
+                          "its own ensemble")
     if res.get("stages"):
         stages = pd.DataFrame.from_dict(res["stages"], orient="index")
         md += ["Stage costs:", "", _md_table(stages.rename_axis("stage").reset_index()), ""]
@@ -114,7 +115,7 @@ def _results_section(layout: RunLayout) -> list[str]:
 
 
 def _ensemble_lines(ensemble: dict, what: str = "The teacher is an ensemble") -> list[str]:
-    """An ensemble (the teacher, or the express lane's reranker): members, weights, and each member alone reranking
+    """An ensemble (the teacher, or the express lane): members, weights, and each member alone reranking
     the same shortlists (dev: those its latest weights were chosen on)."""
     if "dev_members" not in ensemble:
         return []
@@ -136,7 +137,7 @@ EPOCH_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "p@3_student", 
 def _epochs_section(layout: RunLayout, traces: dict[str, pd.DataFrame], out_dir: Path) -> list[str]:
     csv = layout.csv_metrics("student")
     per_epoch, source = (_csv_epoch_metrics(csv), "metrics.csv") if csv.exists() else (pd.DataFrame(), "")
-    if per_epoch.empty or layout.has_later_rounds():
+    if per_epoch.empty or has_later_rounds(layout):
         # Every epoch of every round, as the evaluation callback wrote them (epochs numbered across rounds).
         per_epoch, source = _json_epoch_metrics(layout), "dev_epoch=*.metrics.json"
     if per_epoch.empty:
@@ -163,7 +164,7 @@ def _epochs_section(layout: RunLayout, traces: dict[str, pd.DataFrame], out_dir:
     for c in lifts:
         ax2.plot(per_epoch["epoch"], per_epoch[c], marker="o", color="tab:purple", label=c)
     ax2.axhline(0, color="grey", lw=0.8)
-    ax2.set(xlabel="epoch", title="teacher lift@3 over the student")
+    ax2.set(xlabel="epoch", title="express lane lift@3 over the student")
     for ax in (ax1, ax2):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     img = _save(fig, out_dir / "epochs.png")
@@ -188,15 +189,15 @@ def _taxonomy_section(traces: dict[str, pd.DataFrame], out_dir: Path) -> list[st
     # exclusive outcomes per query: relevant never shortlisted / shortlisted but below top 3 / found
     ok = tab["queries"] - tab["candidate_failure"] - tab["scoring_failure"]
     bottom = np.zeros(len(tab))
-    for label, vals, color in (("teacher top-3 hit", ok, "tab:green"),
+    for label, vals, color in (("express lane top-3 hit", ok, "tab:green"),
                                ("scoring failure", tab["scoring_failure"], "tab:orange"),
                                ("candidate failure", tab["candidate_failure"], "tab:red")):
         ax1.bar(x, vals, bottom=bottom, label=label, color=color)
         bottom += vals.to_numpy(float)
     ax1.set(title="outcome per query")
-    ax2.bar(x - 0.2, tab["fixed_by_teacher"], 0.4, label="fixed by teacher", color="tab:green")
-    ax2.bar(x + 0.2, tab["broken_by_teacher"], 0.4, label="broken by teacher", color="tab:red")
-    ax2.set(title="teacher vs student top-3")
+    ax2.bar(x - 0.2, tab["fixed_by_express_lane"], 0.4, label="fixed by the express lane", color="tab:green")
+    ax2.bar(x + 0.2, tab["broken_by_express_lane"], 0.4, label="broken by the express lane", color="tab:red")
+    ax2.set(title="express lane vs student top-3")
     for ax in (ax1, ax2):
         ax.set_xticks(x, tab["eval"], rotation=30, ha="right", fontsize=8)
         ax.set(ylabel="queries", ylim=(0, 1.4 * max(1, ax.get_ylim()[1])))  # headroom for the legend
@@ -205,8 +206,8 @@ def _taxonomy_section(traces: dict[str, pd.DataFrame], out_dir: Path) -> list[st
     img = _save(fig, out_dir / "taxonomy.png")
     return ["## Failure taxonomy", "",
             "Candidate failure: no relevant doc in the shortlist (no reranker can fix it); "
-            "scoring failure: relevant docs shortlisted but none in the teacher's top 3; "
-            "fixed/broken: the teacher's top 3 has a relevant doc and the student's does not / the reverse.",
+            "scoring failure: relevant docs shortlisted but none in the express lane's top 3; "
+            "fixed/broken: the express lane's top 3 has a relevant doc and the student's does not / the reverse.",
             "", _md_table(tab), "", img, ""]
 
 
@@ -268,7 +269,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     md = [f"# crossdistill report: `{layout.root.name}`", "", f"Evaluations: {', '.join(traces)}.", ""]
     md += _results_section(layout)
     md += _epochs_section(layout, traces, out.parent)
-    if any(t["teacher_rank"].notna().any() for t in traces.values()):  # the failure taxonomy needs a reranker
+    if any(t["express_lane_rank"].notna().any() for t in traces.values()):  # the failure taxonomy needs a reranker
         md += _taxonomy_section(traces, out.parent)
         md += _slices_section(traces, out.parent)
     md += _helped_hurt_section(traces)

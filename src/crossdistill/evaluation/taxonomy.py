@@ -2,8 +2,8 @@
 
 Averages hide *why* a ranking fails. Splitting queries into candidate failures (the relevant
 document never reached the shortlist, so no reranker can help) and scoring failures (it did,
-but the teacher ranked it too low) tells you whether to improve recall or the reranker; the
-fixed/broken counts show what the teacher's reranking actually changes. nDCG is recomputed
+but the express lane ranked it too low) tells you whether to improve recall or the reranker;
+the fixed/broken counts show what the express lane's reranking actually changes. nDCG is recomputed
 here (linear gain, log2(rank+1) discount, as trec_eval) so this module depends only on the trace.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 TAXONOMY_KEYS = ("candidate_failure", "missed_relevant", "scoring_failure",
-                 "fixed_by_teacher", "broken_by_teacher", "queries")
+                 "fixed_by_express_lane", "broken_by_express_lane", "queries")
 
 
 def _ranks(s: pd.Series) -> np.ndarray:
@@ -44,7 +44,7 @@ def ndcg_by_query(trace: pd.DataFrame, rank_col: str, k: int) -> pd.Series:
 
 def classify_queries(trace: pd.DataFrame, k: int = 3) -> pd.DataFrame:
     """One row per query: failure flags, nDCG@k of the student (full-corpus ranks) and of the
-    teacher-reranked shortlist (relevant docs outside it count as not retrieved), their
+    express-lane-reranked shortlist (relevant docs outside it count as not retrieved), their
     difference ``lift@k``, whitespace query length and the origin slice (origin of the
     best-first-stage-ranked relevant shortlist doc; "none" when there is none)."""
     qids = pd.Index(trace["qid"].unique(), name="qid")
@@ -56,19 +56,19 @@ def classify_queries(trace: pd.DataFrame, k: int = 3) -> pd.DataFrame:
     n_rel = by_q(np.ones(len(rel), dtype=int)).astype(int)
     n_in = by_q(rel["in_shortlist"].to_numpy(dtype=bool)).astype(int)
     student_hit = by_q(_ranks(rel["student_rank"]) <= k) > 0
-    teacher_hit = by_q(_ranks(rel["teacher_rank"]) <= k) > 0
+    reranked_hit = by_q(_ranks(rel["express_lane_rank"]) <= k) > 0
     best = rel[rel["in_shortlist"]].sort_values("first_stage_rank").drop_duplicates("qid").set_index("qid")["origin"]
     out = pd.DataFrame(index=qids)
     out["query"] = trace.groupby("qid", sort=False)["query"].first().reindex(qids)
     out["n_relevant"] = n_rel
     out["missed_relevant"] = n_rel - n_in
     out["candidate_failure"] = (n_rel > 0) & (n_in == 0)
-    out["scoring_failure"] = (n_in > 0) & ~teacher_hit
-    out["fixed_by_teacher"] = ~student_hit & teacher_hit
-    out["broken_by_teacher"] = student_hit & ~teacher_hit
+    out["scoring_failure"] = (n_in > 0) & ~reranked_hit
+    out["fixed_by_express_lane"] = ~student_hit & reranked_hit
+    out["broken_by_express_lane"] = student_hit & ~reranked_hit
     out[f"ndcg@{k}_student"] = ndcg_by_query(trace, "student_rank", k).reindex(qids)
-    out[f"ndcg@{k}_teacher"] = ndcg_by_query(trace, "teacher_rank", k).reindex(qids)
-    out[f"lift@{k}"] = out[f"ndcg@{k}_teacher"] - out[f"ndcg@{k}_student"]
+    out[f"ndcg@{k}_express_lane"] = ndcg_by_query(trace, "express_lane_rank", k).reindex(qids)
+    out[f"lift@{k}"] = out[f"ndcg@{k}_express_lane"] - out[f"ndcg@{k}_student"]
     out["query_len"] = out["query"].fillna("").astype(str).str.split().str.len().astype(int)
     out["origin"] = best.reindex(qids).fillna("none").astype(str)
     return out.reset_index()

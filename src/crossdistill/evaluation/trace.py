@@ -2,7 +2,7 @@
 
 Aggregate metrics say *that* a run got better or worse; the trace says *why*, query by query:
 where each relevant document sat in BM25, in the student before and after distillation, in the
-fused shortlist and after the teacher reranked it. Relevant documents that never made the
+fused shortlist and after the express lane reranked it. Relevant documents that never made the
 shortlist get their own rows (``in_shortlist=False``) so candidate failures stay visible.
 """
 
@@ -16,14 +16,14 @@ from pathlib import Path
 import pandas as pd
 
 from crossdistill.common.io import write_parquet_atomic
-from crossdistill.common.layout import RunLayout
+from crossdistill.common.layout import RunLayout, trace_files
 from crossdistill.types import Candidate, Run
 
 TRACE_COLUMNS: tuple[str, ...] = (
     "eval", "split", "epoch", "qid", "query", "docid", "in_shortlist", "origin",
     "first_stage_rank", "first_stage_score", "bm25_rank", "bm25_score",
     "student_rank", "student_score", "student_init_rank", "student_init_score",
-    "teacher_rank", "teacher_score", "label",
+    "express_lane_rank", "express_lane_score", "label",
 )
 
 _DTYPES: dict[str, str] = {
@@ -33,7 +33,7 @@ _DTYPES: dict[str, str] = {
     "bm25_rank": "Int64", "bm25_score": "float64",
     "student_rank": "Int64", "student_score": "float64",
     "student_init_rank": "Int64", "student_init_score": "float64",
-    "teacher_rank": "Int64", "teacher_score": "float64",
+    "express_lane_rank": "Int64", "express_lane_score": "float64",
     "label": "int64",
 }
 
@@ -57,7 +57,7 @@ def build_trace(
     epoch: int,
     queries: Mapping[str, str],
     shortlists: Mapping[str, list[Candidate]],
-    teacher_scores: Mapping[tuple[str, str], float] | None,
+    express_lane_scores: Mapping[tuple[str, str], float] | None,
     qrels: Mapping[str, Mapping[str, int]],
     student_run: Run,
     student_init_run: Run | None = None,
@@ -67,20 +67,20 @@ def build_trace(
 
     Rows cover every qid in ``shortlists``: its candidates in shortlist order, then each
     judged-relevant document missing from the shortlist (ordered by student rank) so users can
-    see how far down it ended up. ``teacher_rank`` orders the shortlist by teacher score,
-    breaking ties by first-stage rank so the result is deterministic. Without a teacher
-    (``teacher_scores=None``) the teacher columns stay empty.
+    see how far down it ended up. ``express_lane_rank`` orders the shortlist by the express
+    lane's score (the reranker's), breaking ties by first-stage rank so the result is
+    deterministic. Without a reranker (``express_lane_scores=None``) those columns stay empty.
     """
     rows: list[dict] = []
-    scores = teacher_scores if teacher_scores is not None else {}
+    scores = express_lane_scores if express_lane_scores is not None else {}
     for qid, shortlist in shortlists.items():
         student, init, bm25 = (_rank_index(r, qid) for r in (student_run, student_init_run, bm25_run))
         judged = qrels.get(qid, {})
         missing = [c.docid for c in shortlist if (qid, c.docid) not in scores]
-        if missing and teacher_scores is not None:
-            raise KeyError(f"no teacher score for query {qid!r}, docs {missing[:5]}")
-        by_teacher = sorted(shortlist, key=lambda c: (-scores[(qid, c.docid)], c.rank)) if not missing else []
-        teacher_rank = {c.docid: i for i, c in enumerate(by_teacher, start=1)}
+        if missing and express_lane_scores is not None:
+            raise KeyError(f"no express lane score for query {qid!r}, docs {missing[:5]}")
+        reranked = sorted(shortlist, key=lambda c: (-scores[(qid, c.docid)], c.rank)) if not missing else []
+        reranked_rank = {c.docid: i for i, c in enumerate(reranked, start=1)}
 
         def row(docid: str, cand: Candidate | None) -> dict:
             s, si, b = student.get(docid), init.get(docid), bm25.get(docid)
@@ -95,8 +95,8 @@ def build_trace(
                 "bm25_score": b[1] if b else _NAN,
                 "student_rank": s[0] if s else None, "student_score": s[1] if s else _NAN,
                 "student_init_rank": si[0] if si else None, "student_init_score": si[1] if si else _NAN,
-                "teacher_rank": teacher_rank.get(docid) if cand else None,
-                "teacher_score": float(scores[(qid, docid)]) if cand and teacher_rank else _NAN,
+                "express_lane_rank": reranked_rank.get(docid) if cand else None,
+                "express_lane_score": float(scores[(qid, docid)]) if cand and reranked_rank else _NAN,
                 "label": int(judged.get(docid, 0)),
             }
 
@@ -117,4 +117,4 @@ def write_trace(df: pd.DataFrame, path: str | os.PathLike) -> None:
 
 def read_traces(run_dir: str | os.PathLike) -> dict[str, pd.DataFrame]:
     """All traces of a run, keyed by eval name (file stem) and sorted by it; empty if none."""
-    return {name: pd.read_parquet(f) for name, f in RunLayout(Path(run_dir)).trace_files().items()}
+    return {name: pd.read_parquet(f) for name, f in trace_files(RunLayout(Path(run_dir))).items()}

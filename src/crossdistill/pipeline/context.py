@@ -72,11 +72,11 @@ class RunContext:
     # BM25 over what training reads (label-free: documents without their titles); ``bm25`` itself otherwise
     bm25_train: BM25Retriever | None = None
     bm25_runs: dict[str, Run] | None = None   # split -> BM25 run (train, dev: the training view; test: the corpus)
-    teacher_data: TeacherDataModule | None = None   # also names the teacher's title-query documents
-    teacher: CrossEncoderTeacher | None = None
-    teacher_info: dict | None = None
-    ensemble: TeacherEnsemble | None = None   # the distillation teacher (members, weights chosen on dev)
-    reranker: TeacherEnsemble | None = None   # the express lane's reranker (evaluation), or the teacher
+    teacher_data: TeacherDataModule | None = None   # also names the cross-encoder's title-query documents
+    cross_encoder: CrossEncoderTeacher | None = None   # the model trained here (teacher=...)
+    teacher_info: dict | None = None    # the cross-encoder's training, the teacher's and express lane's choices
+    teacher: TeacherEnsemble | None = None   # what scores the mined pairs (members, weights chosen on dev)
+    express_lane: TeacherEnsemble | None = None   # evaluation's reranker over the student's top k, or the teacher
     student: BiEncoderStudent | None = None
     evaluator: RetrievalEvaluator | None = None   # over the corpus (test)
     # The evaluator over what training reads (dev, mining's encodings and member scores); ``evaluator`` unless the
@@ -84,7 +84,7 @@ class RunContext:
     dev_evaluator: RetrievalEvaluator | None = None
     init: dict[str, EvalResult] | None = None   # split -> the zero-shot student's evaluation
     corpus_emb: torch.Tensor | None = None   # the mining student's corpus embeddings (training view)
-    teacher_run: Run | None = None      # the teacher reranking BM25's test top-k
+    teacher_over_bm25: Run | None = None   # the teacher reranking BM25's test top-k
     query_sets: dict[str, tuple[QuerySet, Run]] | None = None   # name -> (queries, BM25 run): what a round mines
     mined: dict | None = None           # this round's pairs, examples and record
     # query set name -> the scored artifacts of earlier rounds: a later round's teacher scores only pairs they lack
@@ -114,9 +114,9 @@ class RunContext:
         return cls(cfg=cfg, layout=layout, recorder=StageRecorder(console))
 
     def teacher_fingerprint(self) -> str:
-        """The frozen teacher's weight hash, computed once (mining keys and round keys all name it)."""
+        """The frozen cross-encoder's weight hash, computed once (mining keys and round keys all name it)."""
         if self._teacher_fingerprint is None:
-            self._teacher_fingerprint = state_dict_fingerprint(self.teacher)
+            self._teacher_fingerprint = state_dict_fingerprint(self.cross_encoder)
         return self._teacher_fingerprint
 
     @property

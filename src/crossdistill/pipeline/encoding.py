@@ -25,7 +25,7 @@ def encode_corpus(ctx: RunContext, encoder, evaluator: RetrievalEvaluator | None
     ev = evaluator if evaluator is not None else ctx.dev_evaluator
     trainer = trainer if trainer is not None else encoding_trainer(ctx)
     if trainer.world_size == 1:
-        return ev.encode_corpus(encoder, persist=persist)
-    return ev.encode_corpus(encoder, persist=persist, compute=lambda: encode_corpus_by_rank(
-        trainer, encoder, ev.doc_text, ev.settings.batch_size, ev.precision, ev.settings.max_doc_length,
-        ctx.layout.exchange))
+        return ev.embeddings.corpus(encoder, persist=persist)
+    emb = ev.embeddings
+    return emb.corpus(encoder, persist=persist, compute=lambda: encode_corpus_by_rank(
+        trainer, encoder, emb.docs, emb.batch_size, emb.precision, emb.max_doc_length, ctx.layout.exchange))

@@ -1,5 +1,5 @@
 """Evaluation only (eval.py): an existing bi-encoder over the whole corpus of any BEIR folder, optionally with a
-cross-encoder reranking the shortlists (lift@3, the score trace's teacher columns) and a user's TREC run as a
+cross-encoder reranking the shortlists (the express lane: lift@3, the score trace's express lane columns) and a user's TREC run as a
 further first stage. Writes results.json, TREC runs, the trace and the report, like a training run."""
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from crossdistill.pipeline.stages.data import IndexBM25, PrepareData
 from crossdistill.pipeline.stages.outputs import hybrid
 from crossdistill.pipeline.train import run_stages
 from crossdistill.retrieval.run_file import read_trec_run, run_for_queries
+from crossdistill.teacher.ensemble_scores import cross_encoder_reranking
 
 
 def device(cfg: DictConfig) -> str:
@@ -41,12 +42,15 @@ class LoadModels(Stage):
     def compute(self, ctx: RunContext, key: str | None) -> None:
         cfg, data = ctx.cfg, ctx.data
         ctx.student = SentenceTransformer(resolve_model(cfg.model), device=device(cfg))
-        ctx.teacher = load_cross_encoder(cfg.reranker, cfg.reranker_max_length).to(device(cfg)) \
+        ctx.cross_encoder = load_cross_encoder(cfg.reranker, cfg.reranker_max_length).to(device(cfg)) \
             if cfg.reranker else None
-        queries = data.dataset.queries
-        ctx.evaluator = RetrievalEvaluator(instantiate(cfg.evaluation), data.doc_text, queries, data.qrels,
-                                           ctx.bm25_runs, teacher=ctx.teacher, layout=ctx.layout,
-                                           cache_scope=cache_key(data=data.fingerprint, queries=sorted(queries.items())))
+        queries, settings, layout = data.dataset.queries, instantiate(cfg.evaluation), ctx.layout
+        scope = cache_key(data=data.fingerprint, queries=sorted(queries.items()))
+        reranking = None if ctx.cross_encoder is None else cross_encoder_reranking(
+            ctx.cross_encoder, queries, data.doc_text, batch_size=settings.teacher_batch_size,
+            precision=settings.precision, scope=scope, cache_dir=layout.evaluation_cache if layout.cache else None)
+        ctx.evaluator = RetrievalEvaluator(settings, data.doc_text, queries, data.qrels, ctx.bm25_runs, layout=layout,
+                                           cache_scope=scope, reranking=reranking)
 
 
 class EvaluateModel(Stage):
@@ -78,14 +82,15 @@ class EvaluationReport(Stage):
     def compute(self, ctx: RunContext, key: str | None) -> None:
         cfg, layout, qrels, k = ctx.cfg, ctx.layout, ctx.data.qrels[ctx.cfg.split], ctx.evaluator.rerank_depth
         runs = first_stages(ctx)
-        if ctx.teacher is not None:
+        if ctx.cross_encoder is not None:
             for name in list(runs):
                 run = runs[name]
+                logits = ctx.evaluator.reranking.cross_encoder
                 reranked = ctx.final.reranked if name == "model" else rerank(
-                    run, ctx.evaluator.teacher_scores([(q, d) for q, hits in run.items() for d, _ in hits[:k]]), k)
+                    run, logits.scores([(q, d) for q, hits in run.items() for d, _ in hits[:k]]), k)
                 runs[f"rerank_{name}"] = rerank_head(run, reranked, k)
         # The model's metrics come from its evaluation (with lift@3 when there is a reranker); the rest from their runs.
-        model = dict(ctx.final.metrics) if ctx.teacher is None else {m: ctx.final.metrics[m] for m in (*HEADLINE, "lift@3")}
+        model = dict(ctx.final.metrics) if ctx.cross_encoder is None else {m: ctx.final.metrics[m] for m in (*HEADLINE, "lift@3")}
         systems = {name: model if name == "model" else evaluate(run, qrels, HEADLINE) for name, run in runs.items()}
         for name, run in runs.items():
             write_trec_run(ties_as_ranks(run), layout.trec_run(name, cfg.split), tag=name)

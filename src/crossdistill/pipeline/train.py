@@ -13,8 +13,8 @@ from crossdistill.pipeline.stages.data import IndexBM25, PrepareData
 from crossdistill.pipeline.stages.mining import MineRound
 from crossdistill.pipeline.stages.outputs import Export, Report, Tidy
 from crossdistill.pipeline.stages.student import (
-    ChooseEnsemble,
-    ChooseReranker,
+    ChooseExpressLane,
+    ChooseTeacher,
     DistillRound,
     FinalTest,
     RoundTest,
@@ -22,18 +22,18 @@ from crossdistill.pipeline.stages.student import (
     ZeroShotBaseline,
     ZeroShotStudent,
 )
-from crossdistill.pipeline.stages.teacher import TeacherRerank, TrainTeacher
+from crossdistill.pipeline.stages.teacher import TeacherOverBM25, TrainCrossEncoder
 from crossdistill.pipeline.stages.unjudged import UnjudgedQueries
 
 
 def train_stages(rounds: int) -> Iterator[Stage]:
-    yield from (PrepareData(), IndexBM25(), TrainTeacher(), ZeroShotStudent(), ChooseEnsemble(), UnjudgedQueries(),
-                ZeroShotBaseline(), TeacherRerank())
+    yield from (PrepareData(), IndexBM25(), TrainCrossEncoder(), ZeroShotStudent(), ChooseTeacher(), UnjudgedQueries(),
+                ZeroShotBaseline(), TeacherOverBM25())
     for r in range(1, rounds + 1):
         yield from (MineRound(r), DistillRound(r))
         if rounds > 1:
-            yield from (ChooseReranker(r), ShareTestEncoding(r), RoundTest(r))
-    yield from (ChooseReranker(), ShareTestEncoding(), FinalTest(), Export(), Report(), Tidy())
+            yield from (ChooseExpressLane(r), ShareTestEncoding(r), RoundTest(r))
+    yield from (ChooseExpressLane(), ShareTestEncoding(), FinalTest(), Export(), Report(), Tidy())
 
 
 def run_stages(ctx: RunContext, stages) -> RunContext:

@@ -167,13 +167,12 @@ def _check_ensemble(cfg: DictConfig) -> None:
     ensemble = cfg.get("ensemble")
     if ensemble is None:
         return
-    extra = set(ensemble.get("bi_encoders") or {})
-    known = ("cross_encoder", "bm25", "zero_shot", "student", *sorted(extra))
-    for key in ("members", "reranker"):
+    known = (*(ensemble.get("catalog") or {}), *(ensemble.get("bi_encoders") or {}))
+    for key in ("members", "express_lane"):
         for member in ensemble.get(key) or []:
             if member not in known:
                 raise ConfigError(f"ensemble.{key}", member, f"must be one of {', '.join(known)} "
-                                  "(a frozen bi-encoder needs an entry in ensemble.bi_encoders)")
+                                  "(a member kind is an entry in ensemble.catalog, or in ensemble.bi_encoders)")
     weights = ensemble.get("weights")
     if isinstance(weights, str) and weights != "dev":
         raise ConfigError("ensemble.weights", weights, "must be dev or a mapping member -> weight")
@@ -227,7 +226,7 @@ def _check_writable(cfg: DictConfig) -> None:
 def _check_files(cfg: DictConfig) -> None:
     """Files the run reads later (a run file mining or evaluation takes shortlists from) exist now, before the
     teacher trains."""
-    for key in ("miner.path", "rounds.miner.path", "run_file"):
+    for key in ("miner.first_stage.path", "rounds.miner.first_stage.path", "run_file"):
         path = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
         if isinstance(path, str) and path != "???" and not Path(path).expanduser().is_file():
             raise ConfigError(key, path, "must be an existing TREC run file (qid Q0 docid rank score tag)")
@@ -237,9 +236,11 @@ def _check_models(cfg: DictConfig) -> None:
     from crossdistill.models import ModelNotFound, resolve_model
 
     bi_encoders = OmegaConf.select(cfg, "ensemble.bi_encoders") or {}
-    members = OmegaConf.select(cfg, "ensemble.members") or []
+    catalog = OmegaConf.select(cfg, "ensemble.catalog") or {}
+    used = {*(OmegaConf.select(cfg, "ensemble.members") or []), *(OmegaConf.select(cfg, "ensemble.express_lane") or [])}
     keys = ["teacher.model", "student.model", "model", "reranker",
-            *(f"ensemble.bi_encoders.{name}" for name in bi_encoders if name in members)]
+            *(f"ensemble.bi_encoders.{name}" for name in bi_encoders if name in used),
+            *(f"ensemble.catalog.{name}.model" for name, node in catalog.items() if name in used and "model" in node)]
     for key in keys:
         ref = OmegaConf.select(cfg, key)
         if ref:

@@ -14,7 +14,9 @@ import pandas as pd
 from crossdistill.retrieval.topk import TopKRun
 from crossdistill.types import Candidate, Run, Shortlists
 
-_ORIGINS = ("bm25", "dense", "run")
+# Origins a first stage may not take: they say a candidate came from the judgments (mining adds the positives) or
+# from both runs of a fusion. Any other name is a first stage's (bm25, dense, run, or a new kind's).
+_RESERVED = ("", "qrels", "both")
 
 
 def _ranks(hits: list[tuple[str, float]]) -> dict[str, int]:
@@ -27,8 +29,8 @@ def _ranks(hits: list[tuple[str, float]]) -> dict[str, int]:
 
 def shortlist_from_run(run: Run, origin: str, k: int) -> Shortlists:
     """The top ``k`` of one retriever's run (assumed best first), tagged with ``origin``."""
-    if origin not in _ORIGINS:
-        raise ValueError(f"origin must be one of {_ORIGINS}, got {origin!r}")
+    if origin in _RESERVED:
+        raise ValueError(f"a first stage's origin must be a name other than {_RESERVED}, got {origin!r}")
     out: Shortlists = {}
     for qid, hits in run.items():
         out[qid] = [
@@ -58,8 +60,8 @@ class ShortlistTable:
 def shortlist_columns(run: TopKRun, origin: str, k: int) -> ShortlistTable:
     """:func:`shortlist_from_run` for a :class:`TopKRun`, as a :class:`ShortlistTable` in the same order: 100k
     queries' shortlists make no candidate objects and no Python string per row (the ids are taken in Arrow)."""
-    if origin not in _ORIGINS:
-        raise ValueError(f"origin must be one of {_ORIGINS}, got {origin!r}")
+    if origin in _RESERVED:
+        raise ValueError(f"a first stage's origin must be a name other than {_RESERVED}, got {origin!r}")
     k = min(k, run.rows.shape[1])
     kept = np.arange(k) < np.minimum(run.counts, k)[:, None]   # [queries, k]: within each query's count
     query_pos, rank0 = np.nonzero(kept)   # row-major: queries in run order, each best first

@@ -17,7 +17,6 @@ from crossdistill.common.layout import round_suffix
 from crossdistill.data.beir import DataError
 from crossdistill.data.weak import QuerySet
 from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
-from crossdistill.mining.miners import miner_identity
 from crossdistill.mining.pairs import margin_scale, student_agreement, student_margins, unjudged_pairs
 from crossdistill.mining.scoring import earlier_scores, shortlist_frame, teacher_scores
 from crossdistill.pipeline.context import RunContext, bm25_depth
@@ -25,6 +24,7 @@ from crossdistill.pipeline.encoding import encode_corpus
 from crossdistill.pipeline.ensemble_choice import choose_ensemble_weights
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.retrieval.dense import pair_scores
+from crossdistill.retrieval.first_stages import SearchScope
 from crossdistill.retrieval.fusion import ShortlistTable
 from crossdistill.student.data import pair_examples
 
@@ -50,30 +50,29 @@ def check_shortlists(shortlists, doc_index, miner) -> None:
     for qid, cands in shortlists.items():
         unknown = next((c.docid for c in cands if c.docid not in doc_index), None)
         if unknown is not None:
-            raise DataError(getattr(miner, "path", miner.name),
+            raise DataError(getattr(miner.first_stage, "path", miner.name),
                             f"the shortlist of query {qid!r} names document {unknown!r}, which is not in the corpus")
 
 
 def mine_query_set(ctx: RunContext, name: str, query_set: QuerySet, bm25_run, miner) -> dict:
     """One query set's shortlists, scored by the teacher (a cached artifact): {"scored": frame, "info": ...}."""
-    cfg, data, teacher, student, evaluator = ctx.cfg, ctx.data, ctx.teacher, ctx.student, ctx.dev_evaluator
+    cfg, data, teacher, student, evaluator = ctx.cfg, ctx.data, ctx.cross_encoder, ctx.student, ctx.dev_evaluator
     qids = list(query_set.queries)
     # Encoded once per round: for dense shortlists and the student cosine of every mined pair.
-    q_emb = evaluator.encode_query_texts(student.encoder, [query_set.queries[q] for q in qids])
-    dense = evaluator.settings.index.search(q_emb, ctx.corpus_emb, qids, data.doc_ids, evaluator.retrieval_depth) \
-        if miner.needs_dense else None
-    shortlists = miner.shortlists(bm25_run, dense)
+    q_emb = evaluator.embeddings.queries(student.encoder, [query_set.queries[q] for q in qids])
+    scope = SearchScope(query_set.queries, bm25_run, bm25=ctx.bm25_train, dense=lambda: evaluator.settings.index.search(
+        q_emb, ctx.corpus_emb, qids, data.doc_ids, evaluator.retrieval_depth))
+    shortlists = miner.shortlists(scope)
     check_shortlists(shortlists, data.dataset.doc_index, miner)
-    key = cache_key(teacher=ctx.teacher_fingerprint(), data=data.fingerprint, qids=qids,
-                    miner=miner_identity(miner), student=state_dict_fingerprint(student),
-                    max_length=teacher.hparams.max_length, precision=cfg.inference_precision,
+    key = cache_key(teacher=ctx.teacher_fingerprint(), data=data.fingerprint, qids=qids, miner=miner.identity(),
+                    student=state_dict_fingerprint(student), max_length=teacher.hparams.max_length, precision=cfg.inference_precision,
                     schema=ARTIFACT_COLUMNS, **data.training_view,
                     # The labelled set's key predates query sets: left as it was, its cached artifacts stay valid.
                     **({} if name == "train" else {"query_set": name}))
     path = ctx.layout.cached_artifact(key)
     # The shortlists as columns; their candidate objects are freed before the teacher scores millions of pairs.
     df = shortlist_frame(shortlists, query_set.qrels)
-    del shortlists, dense
+    del shortlists, scope
 
     earlier = [p for p in ctx.scored_artifacts.get(name, ()) if p.exists()]
     counts = {}
@@ -112,12 +111,12 @@ def mine_query_set(ctx: RunContext, name: str, query_set: QuerySet, bm25_run, mi
 
 
 def add_member_scores(ctx: RunContext, frame: pd.DataFrame, query_set: QuerySet) -> pd.DataFrame:
-    """The ensemble members' scores the cached artifact does not hold (frozen bi-encoders: cosines from cached
+    """The teacher's members' scores the cached artifact does not hold (frozen bi-encoders: cosines from cached
     embeddings), for every scored pair."""
-    for member in ctx.ensemble.members:
-        column = ctx.ensemble.column(member)
+    for member in ctx.teacher.members:
+        column = ctx.teacher.column(member)
         if column not in frame:
-            frame[column] = ctx.dev_evaluator.scorers[member](query_set.queries, frame.qid, frame.docid)
+            frame[column] = ctx.dev_evaluator.reranking.scorers[member](query_set.queries, frame.qid, frame.docid, None)
     return frame
 
 
@@ -125,7 +124,7 @@ class MineRound(Stage):
     """Round 1 mines with ``miner``; each later round re-mines with the best student so far (its own mistakes
     become the negatives), scores the new shortlists with the same teacher, and builds the round's pairs."""
 
-    needs = ("data", "teacher", "teacher_data", "student", "dev_evaluator", "bm25_train", "corpus_emb", "ensemble")
+    needs = ("data", "cross_encoder", "teacher_data", "student", "dev_evaluator", "bm25_train", "corpus_emb", "teacher")
     provides = ("mined",)
 
     def __init__(self, round_: int):
@@ -136,12 +135,12 @@ class MineRound(Stage):
         if self.round > 1:
             student.load_state_dict(ctx.best.state)
             ctx.corpus_emb = encode_corpus(ctx, student.encoder)
-            if ctx.ensemble.follows_student:   # the student member is now this student: dev chooses again
+            if ctx.teacher.follows_student:   # the student member is now this student: dev chooses again
                 choose_ensemble_weights(ctx, f" for round {self.round}")
         if ctx.query_sets is None:
             ctx.query_sets = distillation_query_sets(ctx)
         miner = instantiate(cfg.miner if self.round == 1 else cfg.rounds.miner)
-        ensemble, strategy = ctx.ensemble, instantiate(cfg.pairs)
+        ensemble, strategy = ctx.teacher, instantiate(cfg.pairs)
         scored, pairs, examples, info = [], [], [], {}
         main = next(iter(ctx.query_sets))
         for name, (query_set, bm25_run) in ctx.query_sets.items():

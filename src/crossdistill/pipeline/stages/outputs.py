@@ -9,10 +9,12 @@ from omegaconf import OmegaConf
 
 from crossdistill.common.instantiate import log_final
 from crossdistill.common.io import write_text_atomic
+from crossdistill.common.layout import dev_epoch_metrics
 from crossdistill.console import results_table
 from crossdistill.evaluation.evaluator import HEADLINE
 from crossdistill.evaluation.metrics import evaluate
 from crossdistill.evaluation.report import write_report
+from crossdistill.evaluation.results_keys import with_aliases
 from crossdistill.evaluation.runs import rerank_head, ties_as_ranks, write_trec_run
 from crossdistill.export import export_student, export_teacher
 from crossdistill.model_card import write_cards
@@ -23,11 +25,11 @@ from crossdistill.types import Run
 
 
 class Export(Stage):
-    name, needs, rank_zero_only = "export", ("student", "teacher"), True
+    name, needs, rank_zero_only = "export", ("student", "cross_encoder"), True
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
         export_student(ctx.student, ctx.layout.student)
-        export_teacher(ctx.teacher, ctx.layout.teacher)
+        export_teacher(ctx.cross_encoder, ctx.layout.teacher)
 
 
 def hybrid(bm25: Run, dense: Run, depth: int) -> Run:
@@ -42,11 +44,11 @@ def test_systems(ctx: RunContext) -> tuple[dict[str, dict], dict[str, Run]]:
     runs = {"bm25": bm25,
             "hybrid_zero_shot": hybrid(bm25, init.run, depth),   # what a user gets without any training
             "student_init": init.run,
-            "teacher_rerank": ctx.teacher_run,
-            # The teacher reranking the distilled student's top-k, the student's order below it.
-            "teacher_rerank_student": rerank_head(final.run, final.reranked, k),
-            # The distillation teacher over the same top-k, where the express lane's reranker is another ensemble.
-            **({"distill_teacher_rerank_student": rerank_head(final.run, final.teacher_reranked, k)}
+            "teacher_over_bm25": ctx.teacher_over_bm25,
+            # The express lane reranking the distilled student's top-k, the student's order below it.
+            "express_lane": rerank_head(final.run, final.reranked, k),
+            # The teacher over the same top-k, where the express lane is another ensemble.
+            **({"teacher_over_student": rerank_head(final.run, final.teacher_reranked, k)}
                if final.teacher_reranked is not None else {}),
             "student": final.run,
             "hybrid_student": hybrid(bm25, final.run, depth)}
@@ -56,15 +58,15 @@ def test_systems(ctx: RunContext) -> tuple[dict[str, dict], dict[str, Run]]:
 
     evaluated = {"student_init": headline(init.metrics), "student": headline(final.metrics),
                  **{f"student_round{rec['round']}": rec["test"] for rec in ctx.rounds if "test" in rec}}
-    order = ["bm25", "hybrid_zero_shot", "student_init", "teacher_rerank", "teacher_rerank_student",
-             *(["distill_teacher_rerank_student"] if final.teacher_reranked is not None else []),
+    order = ["bm25", "hybrid_zero_shot", "student_init", "teacher_over_bm25", "express_lane",
+             *(["teacher_over_student"] if final.teacher_reranked is not None else []),
              *(n for n in evaluated if n.startswith("student_round")), "student", "hybrid_student"]
     return {n: evaluated[n] if n in evaluated else evaluate(runs[n], qrels, HEADLINE) for n in order}, runs
 
 
 def teacher_record(ctx: RunContext) -> dict:
-    """The teacher's record (and the express lane's reranker's, where it is another ensemble), with each member alone
-    reranking the final student's test shortlists."""
+    """The teacher's record (and the express lane's, where it is another ensemble), with each member alone reranking
+    the final student's test shortlists."""
     info, metrics = dict(ctx.teacher_info), ctx.final.metrics
     members = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith("ndcg@10_reranked/")}
     if not members:
@@ -72,28 +74,29 @@ def teacher_record(ctx: RunContext) -> dict:
     if "ensemble" in info:
         info["ensemble"] = {**info["ensemble"], "test_members": members,
                             "test_ndcg@10": metrics.get("ndcg@10_teacher", metrics.get("ndcg@10_reranked"))}
-    if "reranker" in info:
-        info["reranker"] = {**info["reranker"], "test_members": members, "test_ndcg@10": metrics.get("ndcg@10_reranked")}
+    if "express_lane" in info:
+        info["express_lane"] = {**info["express_lane"], "test_members": members,
+                                "test_ndcg@10": metrics.get("ndcg@10_reranked")}
     return info
 
 
 def results_record(ctx: RunContext, systems: dict) -> dict:
     data, cfg, rec = ctx.data, ctx.cfg, ctx.recorder
-    return {
+    return with_aliases({
         "dataset": data.dataset.name, "split": "test", "label_free": data.label_free,
         **({"pseudo_queries": data.pseudo_queries} if data.label_free else {}),
         "queries": len(data.qrels["test"]), "docs": len(data.doc_ids),
         "splits": {"train": len(data.train_qids), "dev": len(data.dev_qids), "test": len(data.qrels["test"])},
         "systems": systems, "best_epoch": ctx.best.epoch, "optimized_metric": cfg.optimized_metric,
         "dev": {"student_init": ctx.init["dev"].metrics, "best": ctx.best.dev,
-                "history": ctx.layout.dev_epoch_metrics()},
+                "history": dev_epoch_metrics(ctx.layout)},
         "test_final": ctx.final.metrics, "teacher": teacher_record(ctx), "mining": ctx.rounds[0], "rounds": ctx.rounds,
         "student_scale": ctx.student.scale, "evaluation": ctx.evaluator.corpus_record() | (
             {} if ctx.dev_evaluator is ctx.evaluator else {"dev_documents": f"training view ({ctx.data.train_view})"})
         | ({} if data.dev_judgments == "qrels" else {"dev_judgments": data.dev_judgments}),
         "stages": rec.stages, "total_wall_s": rec.total_wall_s, "peak_rss_mb": rec.peak_rss_mb,
         "config": OmegaConf.to_container(cfg, resolve=True),
-    }
+    })
 
 
 def write_results(ctx: RunContext, results: dict, runs: dict[str, Run]) -> None:
@@ -129,7 +132,7 @@ class Tidy(Stage):
 
 
 class Report(Stage):
-    name, needs, rank_zero_only = "report", ("final", "init", "teacher_run"), True
+    name, needs, rank_zero_only = "report", ("final", "init", "teacher_over_bm25"), True
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
         systems, runs = test_systems(ctx)

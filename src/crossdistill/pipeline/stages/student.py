@@ -14,32 +14,35 @@ from safetensors.torch import load_file, save_file
 from crossdistill.common.fingerprint import cache_key, state_dict_fingerprint
 from crossdistill.common.instantiate import finish_loggers, instantiate_group, make_trainer
 from crossdistill.common.io import atomic_path, write_text_atomic
-from crossdistill.common.layout import FINAL_TEST, dev_epoch_name, round_suffix
+from crossdistill.common.layout import FINAL_TEST, dev_epoch_metrics, dev_epoch_name, round_suffix
 from crossdistill.evaluation.evaluator import HEADLINE, RetrievalEvaluator
 from crossdistill.pipeline.context import BestStudent, RunContext
 from crossdistill.pipeline.encoding import encode_corpus, encoding_trainer
 from crossdistill.pipeline.ensemble_choice import choose_ensemble_weights, log_choice, record_choice
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.fit import load_best, resumable_fit
-from crossdistill.teacher.ensemble import trace_frame
-from crossdistill.teacher.members import build_scorers
+from crossdistill.teacher.ensemble_scores import EnsembleScores, cross_encoder_reranking
+from crossdistill.teacher.members import MemberScope
 
 
 def build_evaluator(ctx: RunContext, training_view: bool = False) -> RetrievalEvaluator:
     """The evaluator over the corpus, or (``training_view``) over what training reads: label-free mode's title-less
     documents, where its dev title pseudo-queries are a task and not a lookup (its own caches, by that view)."""
-    data, queries = ctx.data, ctx.data.dataset.queries
+    data, queries, layout = ctx.data, ctx.data.dataset.queries, ctx.layout
     docs, view = (data.train_doc_text, {"view": "training"}) if training_view else (data.doc_text, {})
-    return RetrievalEvaluator(instantiate(ctx.cfg.evaluation), docs, queries, data.qrels, ctx.bm25_runs,
-                              teacher=ctx.teacher.model, layout=ctx.layout,
-                              cache_scope=cache_key(data=data.fingerprint, queries=sorted(queries.items()), **view))
+    settings, scope = instantiate(ctx.cfg.evaluation), cache_key(data=data.fingerprint, queries=sorted(queries.items()), **view)
+    reranking = cross_encoder_reranking(ctx.cross_encoder.model, queries, docs, batch_size=settings.teacher_batch_size,
+                                        precision=settings.precision, scope=scope,
+                                        cache_dir=layout.evaluation_cache if layout.cache is not None else None)
+    return RetrievalEvaluator(settings, docs, queries, data.qrels, ctx.bm25_runs, layout=layout, cache_scope=scope,
+                              reranking=reranking)
 
 
 class ZeroShotStudent(Stage):
     """The student before distillation and the evaluators (the corpus; the training view, when it differs); the
     training view encoded with its starting weights."""
 
-    name, needs = "zero_shot", ("data", "bm25_runs", "teacher")
+    name, needs = "zero_shot", ("data", "bm25_runs", "cross_encoder")
     provides = ("student", "evaluator", "dev_evaluator", "corpus_emb")
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
@@ -49,55 +52,56 @@ class ZeroShotStudent(Stage):
         ctx.corpus_emb = encode_corpus(ctx, ctx.student.encoder)
 
 
-class ChooseEnsemble(Stage):
-    """The teacher ensemble around the cross-encoder: its members' scorers, and its weights (fixed, or the best
-    combination reranking the zero-shot student's dev shortlists; with a ``student`` member, chosen again before
-    each later round), and the express lane's reranker (``ensemble.reranker``; else the teacher). From here on the
-    evaluator reranks with the reranker; a lone cross-encoder that is both changes nothing."""
+class ChooseTeacher(Stage):
+    """The teacher around the cross-encoder (config group ``ensemble``): its members' scorers, and its weights (fixed,
+    or the best combination reranking the zero-shot student's dev shortlists; with a ``student`` member, chosen again
+    before each later round), and the express lane (``ensemble.express_lane``; else the teacher). From here on the
+    evaluators rerank with the express lane; a lone cross-encoder that is both changes nothing."""
 
     name, needs = "ensemble", ("student", "evaluator", "dev_evaluator", "bm25", "bm25_train", "corpus_emb")
-    provides = ("ensemble",)
+    provides = ("teacher", "express_lane")
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
-        ensemble, ev = instantiate(ctx.cfg.ensemble), ctx.dev_evaluator
-        ctx.ensemble, ctx.reranker = ensemble, ensemble.express_lane()
-        if ensemble.is_plain_teacher and ctx.reranker is ensemble:
-            ctx.teacher_info["ensemble"] = {"members": ensemble.members, "weights": ensemble.weights}
+        teacher, ev, student = instantiate(ctx.cfg.ensemble), ctx.dev_evaluator, ctx.cfg.student
+        ctx.teacher, ctx.express_lane = teacher, teacher.express_lane_ensemble()
+        if teacher.is_plain_teacher and ctx.express_lane is teacher:
+            ctx.teacher_info["ensemble"] = {"members": teacher.members, "weights": teacher.weights}
             return
         # Each evaluator's members read its documents: BM25 and frozen encoders over the same view.
-        members = list(dict.fromkeys([*ctx.reranker.members, *ensemble.members]))
         for evaluator, bm25 in {id(ctx.evaluator): (ctx.evaluator, ctx.bm25), id(ev): (ev, ctx.bm25_train)}.values():
-            evaluator.use_ensemble(ctx.reranker, build_scorers(ensemble, bm25, evaluator, ctx.cfg.student, members),
-                                   teacher=ensemble)
+            logits = evaluator.reranking.cross_encoder
+            scope = MemberScope(evaluator.embeddings, logits, bm25, student.model, student.normalize)
+            evaluator.reranking = EnsembleScores.build(evaluator.queries, logits, ctx.express_lane, teacher, scope)
         choose_ensemble_weights(ctx)
 
 
-class ChooseReranker(Stage):
-    """The express lane's reranker (``ensemble.reranker``) chosen again on the dev trace of the epoch about to be
-    tested (a round's kept epoch, or the run's): its members' scores of the dev shortlists of the very student it
-    will rerank on test. Never test."""
+class ChooseExpressLane(Stage):
+    """The express lane (``ensemble.express_lane``) chosen again on the dev trace of the epoch about to be tested (a
+    round's kept epoch, or the run's): its members' scores of the dev shortlists of the very student it will rerank
+    on test. Never test."""
 
-    needs, rank_zero_only = ("student", "ensemble"), True
+    needs, rank_zero_only = ("student", "teacher", "express_lane"), True
 
     def __init__(self, round_: int | None = None):
-        self.round, self.name = round_, "reranker" if round_ is None else f"reranker_round{round_}"
+        self.round, self.name = round_, "express_lane" if round_ is None else f"express_lane_round{round_}"
 
     def applies(self, ctx: RunContext) -> bool:
-        return ctx.reranker is not None and ctx.reranker is not ctx.ensemble and ctx.reranker.from_dev
+        return ctx.express_lane is not ctx.teacher and ctx.express_lane.from_dev
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
         epoch = ctx.best.epoch if self.round is None else ctx.rounds[-1]["epoch"]
         name = "dev_init" if epoch < 0 else dev_epoch_name(epoch)
-        frame = trace_frame(pd.read_parquet(ctx.layout.trace(name)))
-        record_choice(ctx, "reranker", info := {**ctx.reranker.choose(frame, ctx.data.qrels["dev"]), "shortlists": name})
-        log_choice(ctx, f"express lane reranker for the {'round ' + str(self.round) if self.round else 'final'} test",
+        frame = ctx.express_lane.trace_frame(pd.read_parquet(ctx.layout.trace(name)))
+        record_choice(ctx, "express_lane", info := {**ctx.express_lane.choose(frame, ctx.data.qrels["dev"]),
+                                                    "shortlists": name})
+        log_choice(ctx, f"express lane for the {'round ' + str(self.round) if self.round else 'final'} test",
                    info, f"the kept student's dev top {ctx.evaluator.rerank_depth} ({name})")
 
 
 class ZeroShotBaseline(Stage):
     """The student before distillation, evaluated on dev and test over the whole corpus."""
 
-    name, needs = "student_init", ("student", "evaluator", "dev_evaluator", "corpus_emb", "ensemble")
+    name, needs = "student_init", ("student", "evaluator", "dev_evaluator", "corpus_emb", "teacher")
     provides = ("init",)
     # ... and, with rounds.keep_zero_shot, the zero-shot student as the best so far (a round must beat it on dev)
 
@@ -143,7 +147,7 @@ class DistillRound(Stage):
                     for k in ("student", "student_data", "callbacks", "evaluation", "trainer")}
         return cache_key(start=state_dict_fingerprint(ctx.student), teacher=ctx.teacher_fingerprint(),
                          ensemble=ctx.teacher_info.get("ensemble", {}).get("weights"),
-                         reranker=None if ctx.reranker is ctx.ensemble else ctx.reranker.members,
+                         reranker=None if ctx.express_lane is ctx.teacher else ctx.express_lane.members,
                          pairs=hashlib.sha256(pd.util.hash_pandas_object(ctx.mined["pairs"]).to_numpy()).hexdigest(),
                          round=self.round, offset=ctx.epochs_done, best=[ctx.best.dev, ctx.best.epoch],
                          settings=settings, metric=cfg.optimized_metric, seed=cfg.seed)
@@ -181,7 +185,7 @@ class DistillRound(Stage):
         epoch = offset + (epoch if epoch >= 0 else epochs - 1)
         # From the metrics files, not the callback: under ddp_spawn the callback's state stays in the workers.
         metric = cfg.optimized_metric.split("/", 1)[1]
-        dev = max((h[metric] for h in ctx.layout.dev_epoch_metrics() if offset <= h["epoch"] < offset + epochs),
+        dev = max((h[metric] for h in dev_epoch_metrics(ctx.layout) if offset <= h["epoch"] < offset + epochs),
                   default=float("nan"))
         ctx.epochs_done += epochs
         if dev > ctx.best.dev or ctx.best.state is None:

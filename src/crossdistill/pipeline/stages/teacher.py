@@ -1,4 +1,5 @@
-"""The teacher: trained (or loaded from the cache by its content key), then reranking BM25's test shortlists."""
+"""The cross-encoder: trained (or loaded from the cache by its content key); and the teacher reranking BM25's test
+shortlists."""
 from __future__ import annotations
 
 from hydra.utils import instantiate
@@ -8,18 +9,18 @@ from crossdistill.common.fingerprint import cache_key
 from crossdistill.common.instantiate import finish_loggers, instantiate_group, make_trainer
 from crossdistill.common.io import atomic_dir, quarantine
 from crossdistill.evaluation.runs import rerank, rerank_head
-from crossdistill.evaluation.student_pairs import StudentPairs
 from crossdistill.export import export_teacher
 from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.fit import load_best, resumable_fit
+from crossdistill.retrieval.student_pairs import StudentPairs
 
 
-class TrainTeacher(Stage):
+class TrainCrossEncoder(Stage):
     """Trained on the teacher data module's groups, validated on dev shortlists, kept at its best dev epoch and
     cached by content key (data, teacher and teacher-data config, train queries, seed, training precision)."""
 
-    name, needs, provides = "teacher", ("data", "bm25_train", "bm25_runs"), ("teacher", "teacher_data", "teacher_info")
+    name, needs, provides = "teacher", ("data", "bm25_train", "bm25_runs"), ("cross_encoder", "teacher_data", "teacher_info")
 
     def key(self, ctx: RunContext) -> str | None:
         cfg = ctx.cfg
@@ -43,7 +44,7 @@ class TrainTeacher(Stage):
         self._bind_data(ctx)
         cached = ctx.layout.cached_teacher(key)
         # A cross-encoder folder keeps its trained head: one load, no throwaway fresh model.
-        ctx.teacher = instantiate(ctx.cfg.teacher, model=str(cached))
+        ctx.cross_encoder = instantiate(ctx.cfg.teacher, model=str(cached))
         ctx.teacher_info = {"cached": str(cached), "best_epoch": None}
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
@@ -63,21 +64,21 @@ class TrainTeacher(Stage):
             with atomic_dir(layout.cached_teacher(key)) as tmp:   # appears whole or not at all
                 export_teacher(teacher, tmp)
         score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
-        ctx.teacher, ctx.teacher_info = teacher, {"best_epoch": best_epoch,
+        ctx.cross_encoder, ctx.teacher_info = teacher, {"best_epoch": best_epoch,
                                                   "best_val_ndcg@10": float(score or float("nan"))}
 
 
-class TeacherRerank(Stage):
-    """The distillation teacher (the ensemble) reranking BM25's test top-k: how good a reranker the student learns
-    from is (an ensemble's ``student`` member is the zero-shot start here)."""
+class TeacherOverBM25(Stage):
+    """The teacher reranking BM25's test top-k: how good a reranker the student learns from is (an ensemble's
+    ``student`` member is the zero-shot start here)."""
 
-    name, needs, provides = "teacher_rerank", ("evaluator", "bm25_runs", "ensemble", "student"), ("teacher_run",)
+    name, needs, provides = "teacher_over_bm25", ("evaluator", "bm25_runs", "teacher", "student"), ("teacher_over_bm25",)
     rank_zero_only = False
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
         k, bm25_test, ev = ctx.cfg.evaluation.rerank_depth, ctx.bm25_runs["test"], ctx.evaluator
-        student = StudentPairs(ctx.student.encoder, ev, ev.init_runs.get("test"),
+        student = StudentPairs(ctx.student.encoder, ev.embeddings, ev.init_runs.get("test"),
                                ctx.corpus_emb if ev is ctx.dev_evaluator else None)
-        scores, _ = ev.reranker_scores([(q, d) for q, hits in bm25_test.items() for d, _ in hits[:k]], student,
-                                       ensemble=ctx.ensemble)
-        ctx.teacher_run = rerank_head(bm25_test, rerank(bm25_test, scores, k), k)
+        scores, _ = ev.reranking.scores([(q, d) for q, hits in bm25_test.items() for d, _ in hits[:k]], student,
+                                        ensemble=ctx.teacher)
+        ctx.teacher_over_bm25 = rerank_head(bm25_test, rerank(bm25_test, scores, k), k)

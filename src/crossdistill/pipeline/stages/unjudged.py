@@ -15,11 +15,11 @@ import dataclasses
 from hydra.utils import instantiate
 
 from crossdistill.data.weak import teacher_judgments
-from crossdistill.evaluation.student_pairs import StudentPairs
 from crossdistill.mining.pairs import unjudged_pairs
 from crossdistill.pipeline.context import RunContext, bm25_depth
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.retrieval.fusion import reciprocal_rank_fusion
+from crossdistill.retrieval.student_pairs import StudentPairs
 
 
 class UnjudgedQueries(Stage):
@@ -27,7 +27,7 @@ class UnjudgedQueries(Stage):
     the distillation set, ``dev_queries`` of them (held out) the dev set, judged by the teacher ensemble; its top
     documents count as relevant as many as the pairs treat as better (``pairs.top``, else 2)."""
 
-    name, needs = "unjudged", ("data", "ensemble", "student", "dev_evaluator", "bm25_train", "bm25_runs", "corpus_emb")
+    name, needs = "unjudged", ("data", "teacher", "student", "dev_evaluator", "bm25_train", "bm25_runs", "corpus_emb")
 
     def applies(self, ctx: RunContext) -> bool:
         return ctx.data.label_free and bool(ctx.cfg.get("weak_supervision", {}).get("unjudged_queries", False))
@@ -49,8 +49,9 @@ class UnjudgedQueries(Stage):
         bm25_dev = ctx.bm25_train.search({q: unjudged.queries[q] for q in dev}, depth)
         run = ev.retrieve(ctx.student.encoder, dev, ctx.corpus_emb)
         lists = reciprocal_rank_fusion(bm25_dev, run, ev.rerank_depth)
-        scores, _ = ev.reranker_scores([(q, c.docid) for q in dev for c in lists.get(q, [])],
-                                       StudentPairs(ctx.student.encoder, ev, run, ctx.corpus_emb), ensemble=ctx.ensemble)
+        scores, _ = ev.reranking.scores([(q, c.docid) for q in dev for c in lists.get(q, [])],
+                                        StudentPairs(ctx.student.encoder, ev.embeddings, run, ctx.corpus_emb),
+                                        ensemble=ctx.teacher)
         judged = teacher_judgments(scores, top)
         # In place: both evaluators hold these mappings.
         ctx.data.qrels["dev"].clear()
