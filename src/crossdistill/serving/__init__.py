@@ -1,0 +1,1 @@
+"""Serving: the trained student and cross-encoder exported for inference outside PyTorch (ONNX)."""
