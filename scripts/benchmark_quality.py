@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from crossdistill.common.machine import describe, machine  # noqa: F401 (the other benchmarks import them from here)
+from crossdistill.evaluation.results_keys import current_names
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ["teacher=minilm"]
@@ -158,9 +159,9 @@ SYSTEMS = {
     "bm25": "BM25 (bm25s, stemmer + stopwords)",
     "student_init": "student zero-shot (all-MiniLM-L6-v2)",
     "hybrid_zero_shot": "hybrid BM25 + zero-shot student (RRF)",
-    "teacher_rerank": "teacher reranks BM25 top-20",
-    "teacher_rerank_student": "express lane: reranker over distilled student top-20",
-    "distill_teacher_rerank_student": "distillation teacher reranks distilled student top-20",
+    "teacher_over_bm25": "teacher reranks BM25 top-20",
+    "express_lane": "express lane: reranker over distilled student top-20",
+    "teacher_over_student": "teacher reranks distilled student top-20",
     "student": "distilled student",
     "hybrid_student": "hybrid BM25 + distilled student (RRF)",
 }
@@ -188,7 +189,7 @@ def run_variant(name: str, overrides: list[str], extra: list[str]) -> dict:
 
 def collect(out: Path, command: list[str]) -> dict:
     """A finished run directory's benchmark entry."""
-    res = json.loads((out / "results.json").read_text())
+    res = current_names(json.loads((out / "results.json").read_text()))
     keep = ("systems", "stages", "total_wall_s", "peak_rss_mb", "rounds", "teacher", "label_free", "best_epoch",
             "mining")
     return {"command": " ".join(command), "run_dir": str(out.resolve().relative_to(ROOT)), "machine": machine(),
@@ -215,19 +216,20 @@ def member_table(e: dict, intro: str, dev: str, total: str) -> list[str]:
 
 
 def ensemble_rows(run: dict) -> list[str]:
-    """The teacher ensemble of a run and the express lane's reranker, each member alone and combined."""
+    """The teacher ensemble of a run and the express lane, each member alone and combined."""
     teacher = run.get("teacher") or {}
-    e, r = teacher.get("ensemble") or {}, teacher.get("reranker") or {}
+    e, r = teacher.get("ensemble") or {}, teacher.get("express_lane") or {}
     return (member_table(e, "Teacher ensemble members, each alone as a reranker of the same shortlists (weights chosen "
                             f"on dev from {e.get('combinations', 1)} combinations", "zero-shot student top-20", "ensemble")
-            + member_table(r, "The express lane's reranker, its members each alone over the same shortlists (weights "
+            + member_table(r, "The express lane, its members each alone over the same shortlists (weights "
                               f"chosen on the dev trace of the kept epoch, `{r.get('shortlists')}`",
                            "kept student's top-20", "express lane"))
 
 
 def render(bench: dict) -> str:
-    """The Markdown tables: systems of the default run, per-stage cost, then one row per variant (ablation)."""
-    v = bench["variants"]
+    """The Markdown tables: systems of the default run, per-stage cost, then one row per variant (ablation). Entries
+    recorded before 2026-12-06 carry the old system names: read as the new ones."""
+    v = {name: current_names(record) for name, record in bench["variants"].items()}
     m = v.get("default", {}).get("machine") or bench["machine"]
     md = [f"Machine: {describe(m)}; torch {m['torch']}. SciFact test split (300 queries, 5,183 docs); one seed (13).",
           ""]
@@ -246,7 +248,7 @@ def render(bench: dict) -> str:
         md += [f"| {k} | {s['wall_s']:.0f} | {s['peak_rss_mb']:.0f} |" for k, s in d["stages"].items()]
     md += ["", "Ablation: each variant is the default with one lever changed (distilled student, test split; "
            "Δ vs the default's student; the teacher column is the teacher reranking BM25 top-20, teacher/student the "
-           "express lane's reranker over the distilled student's top-20 (the teacher itself until 2026-11-30, since "
+           "express lane over the distilled student's top-20 (the teacher itself until 2026-11-30, since "
            "then the teacher's members with the student's own score, weights on dev); agree is the share of mined "
            "pairs the mining student "
            "(zero-shot in round 1) already ordered as the teacher does):", "",
@@ -255,8 +257,8 @@ def render(bench: dict) -> str:
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     base = v.get("default", {}).get("systems", {}).get("student", {}).get("ndcg@10")
     for name, r in v.items():
-        s, t = r["systems"]["student"], r["systems"]["teacher_rerank"]
-        over_student = r["systems"].get("teacher_rerank_student", {}).get("ndcg@10")
+        s, t = r["systems"]["student"], r["systems"]["teacher_over_bm25"]
+        over_student = r["systems"].get("express_lane", {}).get("ndcg@10")
         delta = "" if base is None or name == "default" else f"{s['ndcg@10'] - base:+.3f}"
         extra = r["command"].removeprefix("python train.py teacher=minilm").strip() or "(none)"
         md.append(f"| {name} | `{extra}` | {_f(r['dev_best'])} | {_f(s['ndcg@10'])} | {delta} | {_f(s['mrr@10'])} | "

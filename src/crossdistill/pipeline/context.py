@@ -20,7 +20,9 @@ from crossdistill.console import announce_config, quiet_third_party
 from crossdistill.pipeline.validation import validate
 
 if TYPE_CHECKING:   # annotations only: the packages import nothing from the pipeline
+    import pandas as pd
     import torch
+    from torch.utils.data import Dataset
 
     from crossdistill.data.source import PreparedData
     from crossdistill.data.weak import QuerySet
@@ -60,6 +62,16 @@ class BestStudent:
 
 
 @dataclass
+class MinedRound:
+    """A round's mining: the distillation pairs (qid, docid_a, docid_b, margin), their text examples for the student's
+    data module, and the record results.json keeps (artifact, counts, miner, agreement, margin scale)."""
+
+    pairs: pd.DataFrame
+    dataset: Dataset
+    info: dict
+
+
+@dataclass
 class RunContext:
     """Filled stage by stage: each stage names the fields it needs and the ones it provides."""
 
@@ -86,7 +98,7 @@ class RunContext:
     corpus_emb: torch.Tensor | None = None   # the mining student's corpus embeddings (training view)
     teacher_over_bm25: Run | None = None   # the teacher reranking BM25's test top-k
     query_sets: dict[str, tuple[QuerySet, Run]] | None = None   # name -> (queries, BM25 run): what a round mines
-    mined: dict | None = None           # this round's pairs, examples and record
+    mined: MinedRound | None = None     # this round's pairs, examples and record
     # query set name -> the scored artifacts of earlier rounds: a later round's teacher scores only pairs they lack
     scored_artifacts: dict[str, list] = field(default_factory=dict)
     rounds: list[dict] = field(default_factory=list)

@@ -19,7 +19,7 @@ from crossdistill.data.weak import QuerySet
 from crossdistill.mining.artifact import ARTIFACT_COLUMNS, load_or_build
 from crossdistill.mining.pairs import margin_scale, student_agreement, student_margins, unjudged_pairs
 from crossdistill.mining.scoring import earlier_scores, shortlist_frame, teacher_scores
-from crossdistill.pipeline.context import RunContext, bm25_depth
+from crossdistill.pipeline.context import MinedRound, RunContext, bm25_depth
 from crossdistill.pipeline.encoding import encode_corpus
 from crossdistill.pipeline.ensemble_choice import choose_ensemble_weights
 from crossdistill.pipeline.stages.base import Stage
@@ -169,4 +169,4 @@ class MineRound(Stage):
                         f"already agrees with the teacher on {agreement:.1%}")
         info.update({"pairs": len(pairs), "miner": miner.name, "shortlisted": len(scored),
                      "student_agreement": agreement, "margin_scale": ratio})
-        ctx.mined = {"pairs": pairs, "dataset": ConcatDataset(examples), "info": info}
+        ctx.mined = MinedRound(pairs, ConcatDataset(examples), info)

@@ -133,10 +133,10 @@ class DistillRound(Stage):
         # Fixed from round 1 on: a scale that moved between rounds would move the target with it.
         if not (ctx.student.auto_scale and self.round == 1):
             return
-        if not ctx.mined["info"]["margin_scale"] > 0:
+        if not ctx.mined.info["margin_scale"] > 0:
             raise ValueError("student.scale=auto: the mined pairs give no student margin to measure the scale "
                              "from; set student.scale to a number")
-        ctx.student.set_scale(ctx.mined["info"]["margin_scale"])
+        ctx.student.set_scale(ctx.mined.info["margin_scale"])
         ctx.console.log(f"student.scale=auto -> {ctx.student.scale:.2f}")
 
     def key(self, ctx: RunContext) -> str:
@@ -148,7 +148,7 @@ class DistillRound(Stage):
         return cache_key(start=state_dict_fingerprint(ctx.student), teacher=ctx.teacher_fingerprint(),
                          ensemble=ctx.teacher_info.get("ensemble", {}).get("weights"),
                          reranker=None if ctx.express_lane is ctx.teacher else ctx.express_lane.members,
-                         pairs=hashlib.sha256(pd.util.hash_pandas_object(ctx.mined["pairs"]).to_numpy()).hexdigest(),
+                         pairs=hashlib.sha256(pd.util.hash_pandas_object(ctx.mined.pairs).to_numpy()).hexdigest(),
                          round=self.round, offset=ctx.epochs_done, best=[ctx.best.dev, ctx.best.epoch],
                          settings=settings, metric=cfg.optimized_metric, seed=cfg.seed)
 
@@ -169,7 +169,7 @@ class DistillRound(Stage):
     def compute(self, ctx: RunContext, key: str | None) -> None:
         cfg, student, offset = ctx.cfg, ctx.student, ctx.epochs_done
         self._resolve_scale(ctx)
-        dm = instantiate(cfg.student_data).bind(ctx.mined["dataset"])
+        dm = instantiate(cfg.student_data).bind(ctx.mined.dataset)
         epochs = dm.hparams.epochs
         checkpoints = ctx.layout.checkpoints(self.name)
         callbacks = instantiate_group(cfg.callbacks.student, dirpath=str(checkpoints), evaluator=ctx.dev_evaluator,
@@ -191,7 +191,7 @@ class DistillRound(Stage):
         if dev > ctx.best.dev or ctx.best.state is None:
             ctx.best.dev, ctx.best.epoch = dev, epoch
             ctx.best.state = {k: v.detach().clone() for k, v in student.state_dict().items()}
-        ctx.rounds.append({"round": self.round, "dev": dev, "epoch": epoch, **ctx.mined["info"]})
+        ctx.rounds.append({"round": self.round, "dev": dev, "epoch": epoch, **ctx.mined.info})
         if ctx.is_global_zero:
             self._save(ctx, key)
 
