@@ -119,6 +119,47 @@ def test_traces_have_documented_columns_and_one_row_per_candidate(finished_run):
         per_query.columns)
 
 
+def test_the_exported_express_lane_reproduces_the_runs_figure_in_eval(finished_run, tiny_beir, tmp_path):
+    """express_lane.json holds the members and the weights the run chose; eval.py with it and the exported student
+    gives the run's express_lane figure on the same test split."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from conftest import CONFIGS
+    from crossdistill.pipeline.evaluate import run as evaluate
+
+    _, out, _, _ = finished_run
+    results = json.loads((out / "results.json").read_text())
+    spec = json.loads((out / "express_lane.json").read_text())
+    assert spec["weights"] == results["teacher"]["express_lane"]["weights"] and spec["cross_encoder"] == "teacher"
+    assert set(spec["members"]) == set(results["teacher"]["express_lane"]["members"])
+    assert spec["test"] == results["systems"]["express_lane"]
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = hydra_compose(config_name="eval", overrides=[
+            "data=beir", f"data.path={tiny_beir}", f"model={out / 'student'}", f"express_lane={out}", "device=cpu",
+            "evaluation.show_progress=false", f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path}",
+            f"paths.cache_dir={tmp_path / 'cache'}"])
+    systems = evaluate(cfg)
+    for metric in ("ndcg@10", "mrr@10", "recall@10"):
+        assert systems["rerank_model"][metric] == pytest.approx(results["systems"]["express_lane"][metric], abs=1e-6)
+    assert systems["model"]["ndcg@10"] == pytest.approx(results["systems"]["student"]["ndcg@10"], abs=1e-6)
+
+
+def test_onnx_files_are_exported_and_checked(finished_run):
+    """Both models' ONNX fp32 files match PyTorch; the int8 ones are measured on test beside fp32."""
+    _, out, _, _ = finished_run
+    results = json.loads((out / "results.json").read_text())
+    for folder in ("student", "teacher"):
+        assert (out / folder / "onnx" / "model.onnx").exists() and (out / folder / "onnx" / "model_qint8.onnx").exists()
+    student, cross_encoder = results["onnx"]["student"], results["onnx"]["cross_encoder"]
+    assert student["fp32"]["faithful"] and student["fp32"]["min_cosine"] >= 0.9999 and student["fp32"]["n"] > 0
+    assert cross_encoder["fp32"]["faithful"] and cross_encoder["fp32"]["max_abs_diff"] <= 1e-3
+    assert 0.0 <= student["int8"]["test"]["ndcg@10"] <= 1.0
+    # the fp32 figure it is compared with is the run's express lane over the same shortlists
+    assert cross_encoder["int8"]["test_express_lane_ndcg@10_fp32"] == pytest.approx(
+        results["test_final"]["ndcg@10_reranked"], abs=1e-6)
+
+
 def test_exported_student_loads_and_matches_module(finished_run):
     from hydra.utils import instantiate
     from sentence_transformers import SentenceTransformer

@@ -1,7 +1,7 @@
 """The express lane of a finished run with the student's own score as a reranker member: the teacher ensemble's
 members (from the run's traces) plus the evaluated student's cosine, weights chosen on the dev trace of the epoch the
 run kept (never test), applied to the test trace of the final student. What a deployment that reranks the student's
-top-k would get by interpolating the reranker with its first stage, without changing the distillation teacher.
+top-k would get by interpolating the reranker with its first stage, without changing the teacher.
 Since 2026-11-30 the pipeline's own express lane does this (``ensemble.express_lane``, chosen again before each test); the
 command re-chooses offline, for runs made before that or another member list.
 

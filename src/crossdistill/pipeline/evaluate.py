@@ -27,17 +27,35 @@ from crossdistill.pipeline.stages.data import IndexBM25, PrepareData
 from crossdistill.pipeline.stages.outputs import hybrid
 from crossdistill.pipeline.train import run_stages
 from crossdistill.retrieval.run_file import read_trec_run, run_for_queries
-from crossdistill.teacher.ensemble_scores import cross_encoder_reranking
+from crossdistill.retrieval.student_pairs import StudentPairs
+from crossdistill.teacher.ensemble_scores import EnsembleScores, cross_encoder_reranking
+from crossdistill.teacher.express_lane import ExpressLaneSpec
+from crossdistill.teacher.members import MemberScope
 
 
 def device(cfg: DictConfig) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else str(cfg.device)
 
 
-class LoadModels(Stage):
-    """The bi-encoder as it is (its own pooling and normalisation), and the optional cross-encoder reranker."""
+def apply_express_lane(cfg: DictConfig) -> ExpressLaneSpec | None:
+    """``express_lane=<file or run folder>``: its cross-encoder, depths, BM25 settings and precision replace the
+    config's, so the evaluation scores as the run did."""
+    if not cfg.get("express_lane"):
+        return None
+    spec = ExpressLaneSpec.load(cfg.express_lane)
+    cfg.reranker = str(spec.folder(cfg.express_lane, "cross_encoder"))
+    cfg.reranker_max_length = spec.cross_encoder_max_length or cfg.reranker_max_length
+    cfg.evaluation.rerank_depth, cfg.evaluation.retrieval_depth = spec.rerank_depth, spec.retrieval_depth
+    cfg.evaluation.precision = spec.precision
+    OmegaConf.update(cfg, "bm25", spec.bm25, merge=False)
+    return spec
 
-    name, needs, provides = "models", ("data", "bm25_runs"), ("student", "evaluator")
+
+class LoadModels(Stage):
+    """The bi-encoder as it is (its own pooling and normalisation), and the optional cross-encoder reranker (with
+    ``express_lane=``: the exported run's express lane, its members with its weights)."""
+
+    name, needs, provides = "models", ("data", "bm25", "bm25_runs"), ("student", "evaluator")
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
         cfg, data = ctx.cfg, ctx.data
@@ -51,6 +69,12 @@ class LoadModels(Stage):
             precision=settings.precision, scope=scope, cache_dir=layout.evaluation_cache if layout.cache else None)
         ctx.evaluator = RetrievalEvaluator(settings, data.doc_text, queries, data.qrels, ctx.bm25_runs, layout=layout,
                                            cache_scope=scope, reranking=reranking)
+        if cfg.get("express_lane"):
+            lane = ExpressLaneSpec.load(cfg.express_lane)
+            ensemble, logits = lane.ensemble(), reranking.cross_encoder
+            if not ensemble.is_plain_teacher:
+                member_scope = MemberScope(ctx.evaluator.embeddings, logits, ctx.bm25, lane.zero_shot, lane.normalize)
+                ctx.evaluator.reranking = EnsembleScores.build(queries, logits, ensemble, ensemble, member_scope)
 
 
 class EvaluateModel(Stage):
@@ -85,9 +109,11 @@ class EvaluationReport(Stage):
         if ctx.cross_encoder is not None:
             for name in list(runs):
                 run = runs[name]
-                logits = ctx.evaluator.reranking.cross_encoder
-                reranked = ctx.final.reranked if name == "model" else rerank(
-                    run, logits.scores([(q, d) for q, hits in run.items() for d, _ in hits[:k]]), k)
+                ev = ctx.evaluator   # the express lane's score; its student member is the evaluated model's cosine
+                scores = None if name == "model" else ev.reranking.scores(
+                    [(q, d) for q, hits in run.items() for d, _ in hits[:k]],
+                    StudentPairs(ctx.student, ev.embeddings, ctx.final.run))[0]
+                reranked = ctx.final.reranked if name == "model" else rerank(run, scores, k)
                 runs[f"rerank_{name}"] = rerank_head(run, reranked, k)
         # The model's metrics come from its evaluation (with lift@3 when there is a reranker); the rest from their runs.
         model = dict(ctx.final.metrics) if ctx.cross_encoder is None else {m: ctx.final.metrics[m] for m in (*HEADLINE, "lift@3")}
@@ -96,6 +122,7 @@ class EvaluationReport(Stage):
             write_trec_run(ties_as_ranks(run), layout.trec_run(name, cfg.split), tag=name)
         results = {"dataset": ctx.data.dataset.name, "split": cfg.split, "queries": len(qrels),
                    "docs": len(ctx.data.doc_ids), "model": cfg.model, "reranker": cfg.reranker,
+                   "express_lane": cfg.express_lane,
                    "run_file": cfg.run_file, "systems": systems, "test_final": ctx.final.metrics,
                    "stages": ctx.recorder.stages, "config": OmegaConf.to_container(cfg, resolve=True)}
         write_text_atomic(json.dumps(results, indent=2, default=float), layout.results)
@@ -109,6 +136,7 @@ def run(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.model`` on ``cfg.split``; returns the systems' metrics (also in results.json)."""
     if cfg.split not in ("test", "dev", "train"):
         raise ValueError(f"split must be test, dev or train, got {cfg.split!r}")
+    apply_express_lane(cfg)
     ctx = run_stages(RunContext.start(cfg), [PrepareData(), IndexBM25(), LoadModels(), EvaluateModel(),
                                              EvaluationReport()])
     return ctx.results["systems"]

@@ -11,7 +11,7 @@ from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.data import IndexBM25, PrepareData
 from crossdistill.pipeline.stages.mining import MineRound
-from crossdistill.pipeline.stages.outputs import Export, Report, Tidy
+from crossdistill.pipeline.stages.outputs import Export, ExportOnnx, Report, Tidy
 from crossdistill.pipeline.stages.student import (
     ChooseExpressLane,
     ChooseTeacher,
@@ -33,7 +33,7 @@ def train_stages(rounds: int) -> Iterator[Stage]:
         yield from (MineRound(r), DistillRound(r))
         if rounds > 1:
             yield from (ChooseExpressLane(r), ShareTestEncoding(r), RoundTest(r))
-    yield from (ChooseExpressLane(), ShareTestEncoding(), FinalTest(), Export(), Report(), Tidy())
+    yield from (ChooseExpressLane(), ShareTestEncoding(), FinalTest(), Export(), ExportOnnx(), Report(), Tidy())
 
 
 def run_stages(ctx: RunContext, stages) -> RunContext:

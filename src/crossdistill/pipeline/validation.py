@@ -115,6 +115,9 @@ def _check_values(cfg: DictConfig) -> None:
     for logger, (module, extra) in needs.items():
         if logger in loggers and importlib.util.find_spec(module) is None:
             raise ConfigError("logger", extra, f"needs {module} installed (pip install \"crossdistill[{extra}]\")")
+    if OmegaConf.select(cfg, "export.onnx") and any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxruntime")):
+        raise ConfigError("export.onnx", True, "needs onnx and onnxruntime installed (pip install \"crossdistill[onnx]\"), "
+                          "or export.onnx=false")
     retrieval, rerank = (OmegaConf.select(cfg, f"evaluation.{k}") for k in ("retrieval_depth", "rerank_depth"))
     if retrieval is not None and rerank is not None and rerank > retrieval:
         raise ConfigError("evaluation.rerank_depth", rerank, f"must be <= evaluation.retrieval_depth ({retrieval})")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 
+import pandas as pd
 from omegaconf import OmegaConf
 
 from crossdistill.common.instantiate import log_final
 from crossdistill.common.io import write_text_atomic
-from crossdistill.common.layout import dev_epoch_metrics
+from crossdistill.common.layout import FINAL_TEST, dev_epoch_metrics
 from crossdistill.console import results_table
 from crossdistill.evaluation.evaluator import HEADLINE
 from crossdistill.evaluation.metrics import evaluate
@@ -21,6 +22,8 @@ from crossdistill.model_card import write_cards
 from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.retrieval.fusion import reciprocal_rank_fusion
+from crossdistill.serving.fidelity import cross_encoder_onnx, student_onnx
+from crossdistill.teacher.express_lane import ExpressLaneSpec
 from crossdistill.types import Run
 
 
@@ -30,6 +33,50 @@ class Export(Stage):
     def compute(self, ctx: RunContext, key: str | None) -> None:
         export_student(ctx.student, ctx.layout.student)
         export_teacher(ctx.cross_encoder, ctx.layout.teacher)
+
+
+class ExportOnnx(Stage):
+    """The exported student and cross-encoder also as ONNX fp32 and int8 files (``export.onnx``), each checked as it
+    is written (crossdistill/serving/fidelity.py): fp32 against PyTorch on a sample of the run's texts, int8 by the
+    student's and the express lane's test nDCG@10 beside fp32."""
+
+    name, needs, provides, rank_zero_only = "export_onnx", ("final", "express_lane"), ("onnx",), True
+
+    def applies(self, ctx: RunContext) -> bool:
+        return bool(OmegaConf.select(ctx.cfg, "export.onnx", default=False))
+
+    def compute(self, ctx: RunContext, key: str | None) -> None:
+        data, n, lane = ctx.data, int(ctx.cfg.export.check_texts), ctx.express_lane
+        queries, qrels = data.dataset.queries, data.qrels["test"]
+        student = student_onnx(ctx.layout.student, data.doc_text, data.doc_ids, {q: queries[q] for q in sorted(qrels)},
+                               qrels, n, ctx.evaluator.retrieval_depth)
+        frame = lane.trace_frame(pd.read_parquet(ctx.layout.trace(FINAL_TEST)))
+        if lane.column("cross_encoder") not in frame:   # a lone cross-encoder: its logits are the express lane's score
+            frame[lane.column("cross_encoder")] = frame.express_lane_score
+        cross_encoder = cross_encoder_onnx(ctx.layout.teacher, frame, lane, queries, data.doc_text, qrels, n)
+        ctx.onnx = {"student": student, "cross_encoder": cross_encoder}
+        s, c = student, cross_encoder
+        ctx.console.log(f"ONNX: student fp32 min cosine {s['fp32']['min_cosine']:.6f}, int8 test nDCG@10 "
+                        f"{s['int8']['test']['ndcg@10']:.3f}; cross-encoder fp32 max |diff| {c['fp32']['max_abs_diff']:.1e}, "
+                        f"express lane with int8 {c['int8']['test_express_lane_ndcg@10']:.3f} "
+                        f"(fp32 {c['int8']['test_express_lane_ndcg@10_fp32']:.3f})")
+        for name, record in ctx.onnx.items():
+            if not record["fp32"]["faithful"]:
+                ctx.console.log(f"[red]warning: the {name}'s fp32 ONNX file does not match PyTorch: {record['fp32']}")
+
+
+def express_lane_spec(ctx: RunContext, systems: dict) -> ExpressLaneSpec:
+    """What reranks the exported student's top k, as the run chose it: ``<run>/express_lane.json``."""
+    cfg, lane = ctx.cfg, ctx.express_lane
+    catalog = OmegaConf.to_container(cfg.ensemble.get("catalog") or {}, resolve=True)
+    catalog |= {name: {"_target_": "crossdistill.teacher.members.BiEncoderMember", "model": model}
+                for name, model in (cfg.ensemble.get("bi_encoders") or {}).items()}
+    return ExpressLaneSpec(
+        members={m: catalog[m] for m in lane.members}, weights=dict(lane.weights),
+        rerank_depth=ctx.evaluator.rerank_depth, retrieval_depth=ctx.evaluator.retrieval_depth,
+        cross_encoder_max_length=cfg.teacher.get("max_length"), bm25=OmegaConf.to_container(cfg.bm25, resolve=True),
+        zero_shot=cfg.student.model, normalize=cfg.student.normalize, precision=ctx.evaluator.precision,
+        test=systems.get("express_lane", {}))
 
 
 def hybrid(bm25: Run, dense: Run, depth: int) -> Run:
@@ -94,6 +141,7 @@ def results_record(ctx: RunContext, systems: dict) -> dict:
         "student_scale": ctx.student.scale, "evaluation": ctx.evaluator.corpus_record() | (
             {} if ctx.dev_evaluator is ctx.evaluator else {"dev_documents": f"training view ({ctx.data.train_view})"})
         | ({} if data.dev_judgments == "qrels" else {"dev_judgments": data.dev_judgments}),
+        **({"onnx": ctx.onnx} if ctx.onnx else {}),
         "stages": rec.stages, "total_wall_s": rec.total_wall_s, "peak_rss_mb": rec.peak_rss_mb,
         "config": OmegaConf.to_container(cfg, resolve=True),
     })
@@ -136,6 +184,7 @@ class Report(Stage):
 
     def compute(self, ctx: RunContext, key: str | None) -> None:
         systems, runs = test_systems(ctx)
+        express_lane_spec(ctx, systems).save(ctx.layout.root)
         results = results_record(ctx, systems)
         write_results(ctx, results, runs)
         # Our own cards over the export's interim ones, now that results.json holds what they report.
