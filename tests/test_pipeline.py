@@ -160,6 +160,31 @@ def test_onnx_files_are_exported_and_checked(finished_run):
         results["test_final"]["ndcg@10_reranked"], abs=1e-6)
 
 
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_the_searcher_serves_the_runs_express_lane_with_its_trace(finished_run, tmp_path, monkeypatch, backend):
+    """crossdistill.serving.Searcher on the exported run: the student's top k over the whole corpus and the express
+    lane's order of it are the run's own test evaluation's (its trace), query by query."""
+    from crossdistill.commands import search as search_command
+    from crossdistill.serving.search import Searcher
+
+    monkeypatch.setenv("CROSSDISTILL_CACHE", str(tmp_path / "cache"))   # the run's corpus, loaded as the run did
+    _, out, _, _ = finished_run
+    searcher = Searcher.load(out, backend=backend)
+    trace = pd.read_parquet(out / "traces" / "test_final.parquet")
+    k = searcher.lane.rerank_depth
+    for qid, rows in trace[trace.in_shortlist].groupby("qid"):
+        hits = searcher.search(rows["query"].iloc[0], k=k)
+        assert [h.docid for h in sorted(hits, key=lambda h: h.student_rank)] == \
+            rows.sort_values("student_rank").docid.tolist(), qid
+        assert [h.docid for h in hits] == rows.sort_values("express_lane_rank").docid.tolist(), qid
+        by_doc = rows.set_index("docid")
+        for h in hits:
+            assert h.express_lane_score == pytest.approx(by_doc.express_lane_score[h.docid], abs=1e-4)
+            assert h.members["bm25"] == pytest.approx(by_doc.member_bm25[h.docid], rel=1e-5)
+            assert h.members["cross_encoder"] == pytest.approx(by_doc.member_cross_encoder[h.docid], abs=1e-4)
+    assert search_command.main([str(out), "gene expression", "--k", "3", "--backend", backend]) == 0
+
+
 def test_exported_student_loads_and_matches_module(finished_run):
     from hydra.utils import instantiate
     from sentence_transformers import SentenceTransformer

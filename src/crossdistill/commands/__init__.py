@@ -8,6 +8,7 @@
     crossdistill compare RUN_A RUN_B   the students of two runs query by query, paired test
     crossdistill express-lane RUN   the express lane's weights chosen again on a run's dev trace
     crossdistill interpolate RUN    the student averaged with its zero-shot start (WiSE-FT), priced on dev and test
+    crossdistill search RUN QUERY   search an exported run's corpus (ONNX student + express lane), with score traces
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ COMMANDS = {
     "compare": ("compare", "compare the students of two runs query by query (paired test)"),
     "express-lane": ("express_lane", "choose the express lane's weights again on a run's dev trace"),
     "interpolate": ("interpolate", "average a run's student with its zero-shot start (WiSE-FT), priced on dev/test"),
+    "search": ("search", "search an exported run's corpus: ONNX student, express lane, each hit's score trace"),
 }
 
 
