@@ -171,11 +171,34 @@ def student_card(results: dict, command: str | None = None, when: str | None = N
         f"## Test results ({dataset} test, {results.get('queries', '?')} queries, the whole corpus)",
         metrics_table(systems, rows),
         provenance(results, command, when, m), "## How to use", student_usage(path, cfg.get("student", {}).get("normalize", True)),
+        *onnx_section(results, "student"),
         "## Limits", "Trained and selected for one collection (" + dataset + "). " + transfer_text(results)]) + "\n"
 
 
 def rerank_depth(results: dict) -> int | str:
     return (results.get("config") or {}).get("evaluation", {}).get("rerank_depth", "k")
+
+
+def onnx_section(results: dict, role: str) -> list[str]:
+    """``onnx/model.onnx`` (fp32) and ``onnx/model_qint8.onnx`` (int8) when the run exported them, with their checks."""
+    record = (results.get("onnx") or {}).get(role)
+    if not record:
+        return []
+    fp32, int8 = record["fp32"], record["int8"]
+    if role == "student":
+        checks = (f"fp32 matches PyTorch to cosine >= {fp32['min_cosine']:.6f} on {fp32['n']} of the run's documents and "
+                  f"queries; int8 (dynamic quantisation) keeps test nDCG@10 {int8['test']['ndcg@10']:.3f} "
+                  f"(PyTorch fp32: {(results.get('systems') or {}).get('student', {}).get('ndcg@10', float('nan')):.3f})")
+        inputs = "`input_ids`, `attention_mask`, `token_type_ids` -> `sentence_embedding` (pooled, normalised as trained)"
+    else:
+        checks = (f"fp32 logits within {fp32['max_abs_diff']:.1e} of PyTorch on {fp32['n']} pairs; with int8 logits the "
+                  f"express lane's test nDCG@10 is {int8['test_express_lane_ndcg@10']:.3f} (fp32: "
+                  f"{int8['test_express_lane_ndcg@10_fp32']:.3f})")
+        inputs = "`input_ids`, `attention_mask`, `token_type_ids` (the pair) -> `logits` (raw)"
+    return ["## ONNX", f"`onnx/model.onnx` (fp32) and `onnx/model_qint8.onnx` (int8): {inputs}, truncated at the "
+            f"tokenizer's `model_max_length`. Checked when written: {checks}. Run them with ONNX Runtime and this "
+            "folder's tokenizer, or serve the whole run with `crossdistill search <run> \"<query>\"` "
+            "(`crossdistill.serving.Searcher`)."]
 
 
 def student_usage(path: str, normalized: bool = True) -> str:
@@ -229,6 +252,7 @@ def teacher_card(results: dict, command: str | None = None, when: str | None = N
         f"That teacher reranking BM25's test top-{k} (`teacher_over_bm25`):",
         metrics_table(systems, [("teacher_over_bm25", f"the teacher over BM25's top-{k}"), ("bm25", "BM25")]),
         provenance(results, command, when, m), "## How to use", teacher_usage(path),
+        *onnx_section(results, "cross_encoder"),
         "## Limits", f"A reranker for BM25 (or bi-encoder) shortlists of {dataset}, its scores are uncalibrated logits "
         "(compare them within a query only). " + transfer_text(results)]) + "\n"
 
