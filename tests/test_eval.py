@@ -136,3 +136,22 @@ def test_eval_needs_no_dev_split_and_reads_documents_at_the_models_own_length(tm
     judged = [ir_measures.Qrel(q, d, g) for q, docs_ in qrels.items() for d, g in docs_.items()]
     assert systems["model"]["ndcg@10"] == pytest.approx(ir_measures.calc_aggregate([nDCG @ 10], judged, expected)[nDCG @ 10],
                                                         abs=1e-6)
+
+
+def test_eval_takes_other_collections_as_archives_too(tiny_st, tiny_beir, tmp_path):
+    """evaluation.transfer: several collections at once, a BEIR folder or a <name>.beir.tar.gz archive; the same
+    collection given as an archive scores as the main evaluation does."""
+    import tarfile
+
+    archive = tmp_path / "tiny.beir.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tiny_beir, arcname="tiny")
+    out = tmp_path / "out"
+    systems = run(compose_eval(eval_overrides(tiny_st, tiny_beir, out, f"evaluation.transfer=[{archive},{tiny_beir}]")))
+    transfer = json.loads((out / "results.json").read_text())["transfer"]
+    assert set(transfer) == {"tiny", tiny_beir.name}
+    for record in transfer.values():
+        assert record["systems"]["model"] == pytest.approx(systems["model"])
+        assert record["systems"]["bm25"] == pytest.approx(systems["bm25"])
+    with pytest.raises(Exception, match="evaluation.transfer"):
+        run(compose_eval(eval_overrides(tiny_st, tiny_beir, tmp_path / "bad", "evaluation.transfer=[/no/such/folder]")))

@@ -19,7 +19,8 @@ from crossdistill.retrieval.bm25 import BM25Retriever
 def finished_run(tiny_bert, tiny_beir, tmp_path_factory):
     out, cache = tmp_path_factory.mktemp("run"), tmp_path_factory.mktemp("cache")
     # the checkpoints are compared with the exports below: kept (a run removes them when it ends by default)
-    cfg = compose([*tiny_overrides(tiny_bert, tiny_beir, out, cache), "keep_checkpoints=true"])
+    cfg = compose([*tiny_overrides(tiny_bert, tiny_beir, out, cache), "keep_checkpoints=true",
+                   f"evaluation.transfer=[{tiny_beir}]"])   # another collection: here the same one, to check against
     value = run(cfg)
     return cfg, out, cache, value
 
@@ -183,6 +184,40 @@ def test_the_searcher_serves_the_runs_express_lane_with_its_trace(finished_run, 
             assert h.members["bm25"] == pytest.approx(by_doc.member_bm25[h.docid], rel=1e-5)
             assert h.members["cross_encoder"] == pytest.approx(by_doc.member_cross_encoder[h.docid], abs=1e-4)
     assert search_command.main([str(out), "gene expression", "--k", "3", "--backend", backend]) == 0
+
+
+def test_transfer_reports_the_students_on_another_collection_as_an_independent_evaluation(finished_run, tiny_beir):
+    """evaluation.transfer: the zero-shot start and the kept student on the listed collection's test split; the
+    student's figures equal sentence-transformers' encode + exact cosine + ir-measures on the exported student."""
+    import ir_measures
+    from ir_measures import R, nDCG
+    from sentence_transformers import SentenceTransformer
+
+    from crossdistill.data.beir import load_beir
+
+    _, out, _, _ = finished_run
+    results = json.loads((out / "results.json").read_text())
+    record = results["transfer"][tiny_beir.name]
+    assert set(record["systems"]) == {"bm25", "student_init", "student"} and record["queries"] == 8
+    data = load_beir(tiny_beir, splits=["test"])
+    qrels = data.qrels["test"]
+    model = SentenceTransformer(str(out / "student"), device="cpu")
+    docs = data.documents
+    doc_ids = list(data.doc_ids)
+    doc_emb = model.encode([docs[d] for d in doc_ids], convert_to_tensor=True)
+    q_emb = model.encode([data.queries[q] for q in qrels], convert_to_tensor=True)
+    scores = (q_emb @ doc_emb.T).tolist()
+    depth = results["config"]["evaluation"]["retrieval_depth"]   # what the run retrieves: recall@100 counts that deep
+    run = [ir_measures.ScoredDoc(q, d, s) for q, row in zip(qrels, scores)
+           for d, s in sorted(zip(doc_ids, row), key=lambda x: -x[1])[:depth]]
+    judged = [ir_measures.Qrel(q, d, g) for q, docs in qrels.items() for d, g in docs.items()]
+    expected = ir_measures.calc_aggregate([nDCG @ 10, R @ 100], judged, run)
+    assert record["systems"]["student"]["ndcg@10"] == pytest.approx(expected[nDCG @ 10], abs=1e-4)
+    assert record["systems"]["student"]["recall@100"] == pytest.approx(expected[R @ 100], abs=1e-4)
+    assert record["ndcg@10_vs_start"]["student"] == pytest.approx(
+        record["systems"]["student"]["ndcg@10"] - record["systems"]["student_init"]["ndcg@10"])
+    assert "On other collections" in (out / "report" / "report.md").read_text()
+    assert "On other collections" in (out / "student" / "README.md").read_text()
 
 
 def test_exported_student_loads_and_matches_module(finished_run):

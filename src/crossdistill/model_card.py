@@ -15,6 +15,7 @@ import yaml
 
 from crossdistill.common.io import write_text_atomic
 from crossdistill.common.machine import machine
+from crossdistill.evaluation.report import transfer_lines
 from crossdistill.evaluation.results_keys import current_names
 
 # The data's licence by dataset name: (Hub licence id, in words). Other collections: the user's to state, with
@@ -119,8 +120,7 @@ def transfer_text(results: dict) -> str:
     if not transfer:
         return ("Performance on other collections was **not measured** by this run (results.json has no `transfer` "
                 "record); it may be below the base model's, which was trained on a broad mix of data.")
-    return ("Measured on other collections (results.json `transfer`):\n\n```json\n"
-            f"{json.dumps(transfer, indent=2, default=str)}\n```")
+    return "Measured on other collections (results.json `transfer`):\n\n" + "\n".join(transfer_lines(transfer))
 
 
 def provenance(results: dict, command: str | None, when: str, m: dict) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from crossdistill.data.beir import BeirDataset, DataError, load_beir
 from crossdistill.data.corpus import Corpus
-from crossdistill.data.embedded import scifact_path
+from crossdistill.data.embedded import beir_folder, scifact_path
 from crossdistill.data.splits import carve_dev
 from crossdistill.types import Qrels
 
@@ -53,7 +53,8 @@ class PreparedData:
 
 
 class BeirSource:
-    """A BEIR folder (``path``) or the embedded SciFact (``embedded: scifact``), optionally sliced for smoke runs."""
+    """A BEIR folder or a ``<name>.beir.tar.gz`` archive of one (``path``), or the embedded SciFact (``embedded:
+    scifact``), optionally sliced for smoke runs."""
 
     def __init__(self, path: str | None = None, embedded: str | None = None, train_split: str = "train",
                  test_split: str = "test", dev_size: int | float = 100, seed: int = 13,
@@ -70,7 +71,7 @@ class BeirSource:
 
     def load(self, data_cache: str | Path) -> PreparedData:
         """Load and validate; the embedded dataset is unpacked once into ``data_cache``."""
-        folder = scifact_path(data_cache) if self.embedded else Path(self.path).expanduser()
+        folder = scifact_path(data_cache) if self.embedded else beir_folder(self.path, data_cache)
         ds = load_beir(folder, splits=None, arrow_dir=Path(data_cache) / "corpora")
         if self.test_split not in ds.qrels:
             raise DataError(folder / "qrels" / f"{self.test_split}.tsv", "the test split's qrels file is missing")

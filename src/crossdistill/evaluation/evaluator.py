@@ -58,6 +58,8 @@ class EvaluationSettings:
     # Whole-corpus embeddings in memory, or written block by block to a .npy file and memory-mapped (disk): for
     # corpora whose embeddings do not fit (8.8M x 384 fp32 = 13 GiB). Under the cache (persisted) or the run folder.
     embeddings: str = "memory"
+    # Other collections the run's students are evaluated on after the test (pipeline/stages/transfer.py)
+    transfer: Sequence[str] = ()
 
     def __post_init__(self):
         if self.embeddings not in ("memory", "disk"):

@@ -104,6 +104,7 @@ def _results_section(layout: RunLayout) -> list[str]:
     if res.get("systems"):
         systems = pd.DataFrame.from_dict(res["systems"], orient="index")
         md += [_md_table(systems.rename_axis("system").reset_index()), ""]
+    md += transfer_lines(res.get("transfer") or {})
     teacher = res.get("teacher") or {}
     md += _ensemble_lines(teacher.get("ensemble") or {})
     md += _ensemble_lines(teacher.get("express_lane") or {}, "The express lane (the reranker over the student's top-k) is "
@@ -112,6 +113,23 @@ def _results_section(layout: RunLayout) -> list[str]:
         stages = pd.DataFrame.from_dict(res["stages"], orient="index")
         md += ["Stage costs:", "", _md_table(stages.rename_axis("stage").reset_index()), ""]
     return md
+
+
+def transfer_lines(transfer: dict) -> list[str]:
+    """Other collections' test splits (``evaluation.transfer``): BM25 and each model, nDCG@10 and recall@100, and each
+    model against the first one (the zero-shot start)."""
+    if not transfer:
+        return []
+    models = [n for n in next(iter(transfer.values()))["systems"] if n != "bm25"]
+    head = ["collection", "docs", "queries", "bm25", *models, *(f"{m} - {models[0]}" for m in models[1:])]
+    rows = []
+    for name, rec in transfer.items():
+        s = rec["systems"]
+        cells = [f"{s[m]['ndcg@10']:.3f} / {s[m].get('recall@100', float('nan')):.3f}" for m in ("bm25", *models)]
+        rows.append([name, str(rec["docs"]), str(rec["queries"]), *cells,
+                     *(f"{rec['ndcg@10_vs_start'][m]:+.3f}" for m in models[1:])])
+    table = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *("| " + " | ".join(r) + " |" for r in rows)]
+    return ["On other collections (their test split, the whole corpus; nDCG@10 / recall@100):", "", *table, ""]
 
 
 def _ensemble_lines(ensemble: dict, what: str = "The teacher is an ensemble") -> list[str]:

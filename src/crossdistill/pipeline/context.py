@@ -106,6 +106,7 @@ class RunContext:
     epochs_done: int = 0                # distillation epochs of earlier rounds
     final: EvalResult | None = None     # the kept student on test
     onnx: dict | None = None            # the ONNX files of the exported models, and their checks
+    transfer: dict | None = None        # collection -> the students' test metrics there (evaluation.transfer)
     results: dict | None = None         # what results.json holds (eval.py returns its systems)
     _teacher_fingerprint: str | None = field(default=None, repr=False)
 

@@ -25,6 +25,7 @@ from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.data import IndexBM25, PrepareData
 from crossdistill.pipeline.stages.outputs import hybrid
+from crossdistill.pipeline.stages.transfer import TransferTest
 from crossdistill.pipeline.train import run_stages
 from crossdistill.retrieval.run_file import read_trec_run, run_for_queries
 from crossdistill.retrieval.student_pairs import StudentPairs
@@ -124,6 +125,7 @@ class EvaluationReport(Stage):
                    "docs": len(ctx.data.doc_ids), "model": cfg.model, "reranker": cfg.reranker,
                    "express_lane": cfg.express_lane,
                    "run_file": cfg.run_file, "systems": systems, "test_final": ctx.final.metrics,
+                   **({"transfer": ctx.transfer} if ctx.transfer else {}),
                    "stages": ctx.recorder.stages, "config": OmegaConf.to_container(cfg, resolve=True)}
         write_text_atomic(json.dumps(results, indent=2, default=float), layout.results)
         write_report(layout.root)
@@ -138,5 +140,5 @@ def run(cfg: DictConfig) -> dict:
         raise ValueError(f"split must be test, dev or train, got {cfg.split!r}")
     apply_express_lane(cfg)
     ctx = run_stages(RunContext.start(cfg), [PrepareData(), IndexBM25(), LoadModels(), EvaluateModel(),
-                                             EvaluationReport()])
+                                             TransferTest(), EvaluationReport()])
     return ctx.results["systems"]

@@ -23,6 +23,7 @@ from crossdistill.pipeline.stages.student import (
     ZeroShotStudent,
 )
 from crossdistill.pipeline.stages.teacher import TeacherOverBM25, TrainCrossEncoder
+from crossdistill.pipeline.stages.transfer import TransferTest
 from crossdistill.pipeline.stages.unjudged import UnjudgedQueries
 
 
@@ -33,7 +34,7 @@ def train_stages(rounds: int) -> Iterator[Stage]:
         yield from (MineRound(r), DistillRound(r))
         if rounds > 1:
             yield from (ChooseExpressLane(r), ShareTestEncoding(r), RoundTest(r))
-    yield from (ChooseExpressLane(), ShareTestEncoding(), FinalTest(), Export(), ExportOnnx(), Report(), Tidy())
+    yield from (ChooseExpressLane(), ShareTestEncoding(), FinalTest(), TransferTest(), Export(), ExportOnnx(), Report(), Tidy())
 
 
 def run_stages(ctx: RunContext, stages) -> RunContext:

@@ -229,6 +229,11 @@ def _check_writable(cfg: DictConfig) -> None:
 def _check_files(cfg: DictConfig) -> None:
     """Files the run reads later (a run file mining or evaluation takes shortlists from) exist now, before the
     teacher trains."""
+    for i, path in enumerate(OmegaConf.select(cfg, "evaluation.transfer", default=None) or []):
+        folder = Path(str(path)).expanduser()
+        if not (folder / "corpus.jsonl").is_file() and not (folder.is_file() and folder.name.endswith((".tar.gz", ".tgz"))):
+            raise ConfigError(f"evaluation.transfer[{i}]", str(path), "must be a BEIR folder (corpus.jsonl, queries.jsonl, "
+                              "qrels/test.tsv) or a <name>.beir.tar.gz archive of one")
     for key in ("miner.first_stage.path", "rounds.miner.first_stage.path", "run_file"):
         path = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
         if isinstance(path, str) and path != "???" and not Path(path).expanduser().is_file():
