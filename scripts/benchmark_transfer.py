@@ -1,0 +1,78 @@
+"""Issue #31's transfer check: the default run's student on SciFact test and on collections it never saw (the shared
+cacm, med, lisa, adi), beside its zero-shot start and BM25; and, where given, label-free corpus-only runs on them.
+
+    python train.py teacher=minilm evaluation.transfer='[../shared/data/cacm.beir.tar.gz,...]'   # the default run
+    python scripts/benchmark_transfer.py outputs/<date>/<time>       # -> benchmarks/transfer.json, transfer.md
+    python scripts/benchmark_transfer.py RUN --label-free cacm=outputs/<a> med=outputs/<b>   # + corpus-only runs
+
+The first reads the run's results.json ``transfer`` record (each collection's test split, the whole corpus); a
+label-free run is a ``python train.py experiment=label_free data=beir data.path=<collection>
+weak_supervision.unjudged_queries=false`` run folder, whose test split is that collection's. Targets (issue #31):
+no collection below the zero-shot start; label-free >= zero-shot on each, >= zero-shot + 0.02 on their mean.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from benchmark_quality import describe, machine  # noqa: E402
+
+from crossdistill.evaluation.results_keys import current_names  # noqa: E402
+
+
+def collect(run: Path, label_free: dict[str, Path]) -> dict:
+    res = current_names(json.loads((run / "results.json").read_text()))
+    s = res["systems"]
+    rows = {res["dataset"]: {"bm25": s["bm25"], "student_init": s["student_init"], "student": s["student"],
+                             "express_lane": s.get("express_lane")}}
+    rows |= {name: rec["systems"] for name, rec in (res.get("transfer") or {}).items()}
+    free = {}
+    for name, folder in label_free.items():
+        r = current_names(json.loads((folder / "results.json").read_text()))
+        free[name] = {k: r["systems"][k] for k in ("bm25", "student_init", "student", "hybrid_zero_shot")
+                      if k in r["systems"]} | {"best_epoch": r.get("best_epoch"), "run": str(folder)}
+    return {"run": str(run), "machine": machine(), "collections": rows, "label_free": free}
+
+
+def render(bench: dict) -> str:
+    md = ["# Transfer benchmark", "", f"Machine: {describe(bench['machine'])}. Run: `{bench['run']}`. nDCG@10 / "
+          "recall@100 on each collection's test split (the whole corpus); Δ is the student against its zero-shot "
+          "start (all-MiniLM-L6-v2).", "", "| collection | BM25 | zero-shot | student | Δ nDCG@10 | no forgetting |",
+          "|---|---|---|---|---|---|"]
+    for name, s in bench["collections"].items():
+        delta = s["student"]["ndcg@10"] - s["student_init"]["ndcg@10"]
+        cells = [f"{s[k]['ndcg@10']:.3f} / {s[k]['recall@100']:.3f}" for k in ("bm25", "student_init", "student")]
+        md.append(f"| {name} | " + " | ".join(cells) + f" | {delta:+.3f} | {'met' if delta >= 0 else 'not met'} |")
+    if bench["label_free"]:
+        md += ["", "Label-free, corpus only (`experiment=label_free weak_supervision.unjudged_queries=false`):", "",
+               "| collection | BM25 | zero-shot | student | Δ | kept | run |", "|---|---|---|---|---|---|---|"]
+        for name, s in bench["label_free"].items():
+            delta = s["student"]["ndcg@10"] - s["student_init"]["ndcg@10"]
+            md.append(f"| {name} | {s['bm25']['ndcg@10']:.3f} | {s['student_init']['ndcg@10']:.3f} | "
+                      f"{s['student']['ndcg@10']:.3f} | {delta:+.3f} | "
+                      f"{'start' if s['best_epoch'] == -1 else 'epoch ' + str(s['best_epoch'])} | `{s['run']}` |")
+    else:
+        md += ["", "Label-free corpus-only runs: not measured in this file (pass `--label-free name=RUN`)."]
+    return "\n".join(md) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", type=Path, help="a default run folder whose results.json has a transfer record")
+    p.add_argument("--label-free", nargs="*", default=[], help="name=RUN folder of a label-free corpus-only run")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks")
+    args = p.parse_args(argv)
+    bench = collect(args.run, {k: Path(v) for k, v in (item.split("=", 1) for item in args.label_free)})
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "transfer.json").write_text(json.dumps(bench, indent=1))
+    (args.out / "transfer.md").write_text(render(bench))
+    print(render(bench))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""scripts/benchmark_transfer.py: a run's transfer record and label-free runs rendered, each target judged."""
+from __future__ import annotations
+
+import json
+import sys
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import benchmark_transfer as bt  # noqa: E402
+
+
+def _m(ndcg: float) -> dict:
+    return {"ndcg@10": ndcg, "mrr@10": ndcg, "recall@10": 0.5, "recall@100": 0.9}
+
+
+def test_the_transfer_table_judges_forgetting_per_collection(tmp_path):
+    run, free = tmp_path / "run", tmp_path / "free"
+    run.mkdir()
+    free.mkdir()
+    (run / "results.json").write_text(json.dumps({
+        "dataset": "scifact", "systems": {"bm25": _m(0.68), "student_init": _m(0.65), "student": _m(0.74),
+                                          "teacher_rerank_student": _m(0.77)},   # an old file's names are read too
+        "transfer": {"cacm": {"systems": {"bm25": _m(0.49), "student_init": _m(0.41), "student": _m(0.43)}},
+                     "med": {"systems": {"bm25": _m(0.70), "student_init": _m(0.79), "student": _m(0.75)}}}}))
+    (free / "results.json").write_text(json.dumps({"dataset": "cacm", "best_epoch": -1, "systems": {
+        "bm25": _m(0.49), "student_init": _m(0.41), "student": _m(0.41)}}))
+    assert bt.main([str(run), "--label-free", f"cacm={free}", "--out", str(tmp_path / "bench")]) == 0
+    md = (tmp_path / "bench" / "transfer.md").read_text()
+    assert "| cacm | 0.490 / 0.900 | 0.410 / 0.900 | 0.430 / 0.900 | +0.020 | met |" in md
+    assert "| med | 0.700 / 0.900 | 0.790 / 0.900 | 0.750 / 0.900 | -0.040 | not met |" in md
+    assert "| cacm | 0.490 | 0.410 | 0.410 | +0.000 | start |" in md
+    bench = json.loads((tmp_path / "bench" / "transfer.json").read_text())
+    assert bench["collections"]["scifact"]["express_lane"]["ndcg@10"] == 0.77
