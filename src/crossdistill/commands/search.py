@@ -34,8 +34,11 @@ def main(argv: list[str] | None = None) -> int:
         took = (time.perf_counter() - start) * 1000
         table = Table(title=f"{query!r}: {took:.1f} ms ({args.backend}"
                             f"{'' if searcher.lane is None else ', express lane over the top ' + str(searcher.lane.rerank_depth)})")
-        for column in trace.columns:
-            table.add_column(column, justify="left" if column == "docid" else "right")
+        labels = {"student_rank": "student #", "student_score": "student", "express_lane_rank": "lane #",
+                  "express_lane_score": "lane"}
+        for column in trace.columns:   # the members' raw scores under their names
+            table.add_column(labels.get(column, column.removeprefix("member_")),
+                             justify="left" if column == "docid" else "right")
         for row in trace.itertuples(index=False):
             table.add_row(*(v if isinstance(v, str) else "" if v is None or v != v else
                             f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
