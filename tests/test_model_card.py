@@ -84,14 +84,19 @@ def test_teacher_card_reports_the_cross_encoder_and_loads_as_a_reranker():
 
 
 def test_cards_from_a_hand_made_record():
-    results = hand_made_results(transfer={"nfcorpus": {"ndcg@10": 0.2468}})
+    metrics = lambda ndcg: {"ndcg@10": ndcg, "recall@100": 0.5}   # noqa: E731
+    results = hand_made_results(transfer={"nfcorpus": {
+        "docs": 3633, "queries": 323, "systems": {"bm25": metrics(0.3), "student_init": metrics(0.25),
+                                                  "student": metrics(0.2468)},
+        "ndcg@10_vs_start": {"student_init": 0.0, "student": -0.0032}}})
     card = student_card(results, "python train.py data=beir data.path=/data/tiny", "2026-01-02", MACHINE, path="/run/student")
     meta = front_matter(card)
     assert meta["base_model"] == "/models/tiny-bert" and meta["license"] == "unknown" and meta["datasets"] == ["tiny"]
     assert "0.654" in table_row(card, "**this model**") and "0.708" in card and "0.314" in card
     assert "18 train, 6 dev, 8 test queries" in card and "60 documents" in card
     assert "cross_encoder x1 + bm25 x0.5 (weight 0: zero_shot)" in card
-    assert "nfcorpus" in card and "0.2468" in card and "not measured" not in card       # the transfer record
+    assert "| nfcorpus | 3633 | 323 | 0.300 / 0.500 | 0.250 / 0.500 | 0.247 / 0.500 | -0.003 |" in card   # transfer
+    assert "not measured" not in card
     assert 'SentenceTransformer("/run/student")' in card and "zero-shot start" not in card
     # a run that kept the zero-shot start says so; a licence given in the config wins
     kept = hand_made_results(best_epoch=-1)
