@@ -159,6 +159,8 @@ def test_onnx_files_are_exported_and_checked(finished_run):
     # the fp32 figure it is compared with is the run's express lane over the same shortlists
     assert cross_encoder["int8"]["test_express_lane_ndcg@10_fp32"] == pytest.approx(
         results["test_final"]["ndcg@10_reranked"], abs=1e-6)
+    assert cross_encoder["int8"]["test_cross_encoder_ndcg@10_fp32"] == pytest.approx(
+        results["teacher"]["express_lane"]["test_members"]["cross_encoder"], abs=1e-6)
 
 
 @pytest.mark.parametrize("backend", ["onnx", "torch"])

@@ -193,7 +193,9 @@ def onnx_section(results: dict, role: str) -> list[str]:
     else:
         checks = (f"fp32 logits within {fp32['max_abs_diff']:.1e} of PyTorch on {fp32['n']} pairs; with int8 logits the "
                   f"express lane's test nDCG@10 is {int8['test_express_lane_ndcg@10']:.3f} (fp32: "
-                  f"{int8['test_express_lane_ndcg@10_fp32']:.3f})")
+                  f"{int8['test_express_lane_ndcg@10_fp32']:.3f})" + (
+                      f", the cross-encoder's alone {int8['test_cross_encoder_ndcg@10']:.3f} (fp32: "
+                      f"{int8['test_cross_encoder_ndcg@10_fp32']:.3f})" if "test_cross_encoder_ndcg@10" in int8 else ""))
         inputs = "`input_ids`, `attention_mask`, `token_type_ids` (the pair) -> `logits` (raw)"
     return ["## ONNX", f"`onnx/model.onnx` (fp32) and `onnx/model_qint8.onnx` (int8): {inputs}, truncated at the "
             f"tokenizer's `model_max_length`. Checked when written: {checks}. Run them with ONNX Runtime and this "

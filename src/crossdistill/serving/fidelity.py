@@ -68,4 +68,7 @@ def cross_encoder_onnx(folder: Path, frame: pd.DataFrame, lane, queries: Mapping
     return {"fp32": {"file": "onnx/model.onnx", **fp32, "faithful": fp32["max_abs_diff"] <= MAX_LOGIT_DIFF},
             "int8": {"file": "onnx/model_qint8.onnx", **check_cross_encoder(model, int8, sample),
                      "test_express_lane_ndcg@10": reranked_ndcg(with_int8, lane.combine(with_int8), qrels),
-                     "test_express_lane_ndcg@10_fp32": reranked_ndcg(frame, lane.combine(frame), qrels)}}
+                     "test_express_lane_ndcg@10_fp32": reranked_ndcg(frame, lane.combine(frame), qrels),
+                     # the cross-encoder alone over the same shortlists: the express lane may weigh it 0
+                     "test_cross_encoder_ndcg@10": reranked_ndcg(with_int8, with_int8[column], qrels),
+                     "test_cross_encoder_ndcg@10_fp32": reranked_ndcg(frame, frame[column], qrels)}}
