@@ -38,7 +38,7 @@ def student_onnx(folder: Path, docs, doc_ids: Sequence[str], queries: Mapping[st
                  depth: int = 100) -> dict:
     """Export the student folder's model to ONNX fp32 and int8 and check both: the record results.json keeps."""
     model = SentenceTransformer(str(folder), device="cpu")
-    files = export_bi_encoder_onnx(model, folder)
+    export_bi_encoder_onnx(model, folder)
     texts = sample_texts(docs, queries, n)
     fp32 = check_bi_encoder(model, OnnxBiEncoder(folder), texts)
     int8 = OnnxBiEncoder(folder, "model_qint8.onnx")
@@ -48,7 +48,6 @@ def student_onnx(folder: Path, docs, doc_ids: Sequence[str], queries: Mapping[st
     doc_emb = torch.from_numpy(int8.encode(docs.texts(range(len(doc_ids)))))
     run = exact_search(torch.from_numpy(int8.encode([queries[q] for q in qids])), doc_emb, qids, list(doc_ids), depth)
     record["int8"]["test"] = evaluate(run, qrels, ("ndcg@10", f"recall@{depth}"))
-    del files
     return record
 
 

@@ -81,9 +81,8 @@ class Searcher:
     """``Searcher.load(run)``; ``search(query, k)``. ``backend``: onnx (fp32), onnx-int8 or torch (fp32)."""
 
     def __init__(self, student, docs: Corpus, doc_emb: np.ndarray, lane: ExpressLaneSpec | None = None,
-                 scorers: dict | None = None, logits: OnnxLogits | None = None):
-        self.student, self.docs, self.doc_ids, self.lane = student, docs, list(docs.ids), lane
-        self.ensemble = lane.ensemble() if lane is not None else None
+                 ensemble=None, scorers: dict | None = None, logits: OnnxLogits | None = None):
+        self.student, self.docs, self.doc_ids, self.lane, self.ensemble = student, docs, list(docs.ids), lane, ensemble
         self.scorers, self.logits = scorers or {}, logits
         self.index = _index(doc_emb)
 
@@ -105,8 +104,9 @@ class Searcher:
         bm25 = instantiate(lane.bm25).index(list(docs.ids), docs) if "bm25" in lane.members else None
         scope = MemberScope(CorpusEmbeddings(docs, precision="32", cache_dir=run / "serving"), logits, bm25,
                             lane.zero_shot, lane.normalize)
-        catalog = lane.ensemble().catalog
-        return cls(student, docs, doc_emb, lane, {m: catalog[m].scorer(scope) for m in lane.members}, logits)
+        ensemble = lane.ensemble()   # its members instantiated once: their scorers here, their columns in search
+        return cls(student, docs, doc_emb, lane, ensemble, {m: ensemble.catalog[m].scorer(scope) for m in lane.members},
+                   logits)
 
     def _student(self, query: str, k: int) -> tuple[list[str], np.ndarray]:
         q = self.student.encode([query]).astype(np.float32)
