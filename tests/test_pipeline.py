@@ -163,7 +163,7 @@ def test_onnx_files_are_exported_and_checked(finished_run):
         results["teacher"]["express_lane"]["test_members"]["cross_encoder"], abs=1e-6)
 
 
-@pytest.mark.parametrize("backend", ["onnx", "torch"])
+@pytest.mark.parametrize("backend", ["onnx", "torch", "openvino"])
 def test_the_searcher_serves_the_runs_express_lane_with_its_trace(finished_run, tmp_path, monkeypatch, backend):
     """crossdistill.serving.Searcher on the exported run: the student's top k over the whole corpus and the express
     lane's order of it are the run's own test evaluation's (its trace), query by query."""

@@ -24,6 +24,7 @@ CASES = [
     ("data.dev_size=1.5", "data.dev_size", "< 1"),
     ("student.model=/no/such/model", "student.model", "not a local folder"),       # a model that is not there
     ("inference_precision=fp8", "inference_precision", "bf16-mixed"),
+    ("inference_backend=tensorrt", "inference_backend", "onnx-int8"),
     ("bm25.backend=rust", "bm25.backend", "numba"),
     ("ensemble.express_lane=[cross_encoder,mpnet]", "ensemble.express_lane", "ensemble.catalog"),   # a member with no scorer
     # index settings: once a FAISS error after the teacher had trained
@@ -129,3 +130,13 @@ def test_an_unknown_option_or_key_is_one_line_and_exit_2(override, named, tmp_pa
     if override.startswith("teacher="):
         assert "available options: minilm, mpnet" in result.stderr
     assert not (tmp_path / "o").exists()   # refused before Hydra made a run folder
+
+
+def test_a_backend_whose_runtime_is_missing_is_named_with_its_extra(tiny_bert, tiny_beir, tmp_path, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else find_spec(name, *a))
+    cfg = compose(tiny_overrides(tiny_bert, tiny_beir, tmp_path / "out", tmp_path / "cache") + ["inference_backend=openvino"])
+    with pytest.raises(ConfigError, match=r"inference_backend='openvino'.*needs openvino installed.*crossdistill\[openvino\]"):
+        validate(cfg)

@@ -25,6 +25,7 @@ from crossdistill.retrieval.dense import exact_search
 from crossdistill.retrieval.fusion import reciprocal_rank_fusion, shortlist_from_run
 from crossdistill.retrieval.index import ExactSearch, recall_against_exact
 from crossdistill.retrieval.student_pairs import StudentPairs
+from crossdistill.serving.runtimes import BACKENDS
 from crossdistill.types import Qrels, Run, Shortlists
 
 RETRIEVAL_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "ndcg@3", "p@3")
@@ -43,6 +44,7 @@ class EvaluationSettings:
     batch_size: int = 64
     teacher_batch_size: int = 64
     precision: str = "bf16"
+    backend: str = "torch"   # the inference runtime: torch | onnx | onnx-int8 | openvino (serving/runtimes.py)
     max_doc_length: int | None = 256   # None: the encoder's own max_seq_length
     max_query_length: int = 64
     lift_k: int = 3
@@ -69,6 +71,8 @@ class EvaluationSettings:
         if self.shortlist not in ("student", "hybrid"):
             raise ValueError(f"evaluation.shortlist must be 'student' or 'hybrid', got {self.shortlist!r}")
         self.precision = "bf16" if str(self.precision).startswith("bf16") else "32"
+        if self.backend not in BACKENDS:
+            raise ValueError(f"evaluation.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         self.index = self.index if self.index is not None else ExactSearch()
         self.slices = {name: tuple(bins) for name, bins in (self.slices or {}).items()}  # lift_by_slice bins
 
@@ -129,7 +133,7 @@ class RetrievalEvaluator:
         self.index_recall: dict[str, float] = {}   # eval name -> recall@depth of the ANN index against exact
         self.embeddings = CorpusEmbeddings(
             self.doc_text, batch_size=s.batch_size, precision=s.precision, max_doc_length=s.max_doc_length,
-            max_query_length=s.max_query_length, storage=s.embeddings, show_progress=s.show_progress,
+            max_query_length=s.max_query_length, storage=s.embeddings, backend=s.backend, show_progress=s.show_progress,
             cache_dir=layout.evaluation_cache if layout is not None and layout.cache is not None else None,
             run_dir=layout.root if layout is not None else None, scope=cache_scope)
         # The express lane: the lone cross-encoder's logits, or (ChooseTeacher sets it) an ensemble of members

@@ -7,8 +7,8 @@ import torch
 from sentence_transformers import CrossEncoder
 
 from crossdistill.common.batching import longest_first, to_device
-from crossdistill.common.precision import autocast
 from crossdistill.models.references import resolve_model
+from crossdistill.serving.runtimes import forward
 
 
 def load_cross_encoder(model: str, max_length: int) -> CrossEncoder:
@@ -22,8 +22,9 @@ def load_cross_encoder(model: str, max_length: int) -> CrossEncoder:
 
 @torch.inference_mode()
 def predict_logits(model: CrossEncoder, pairs: Sequence[tuple[str, str]], batch_size: int = 64,
-                   precision: str = "32") -> list[float]:
-    """Raw logits for (query, doc) pairs, in input order, outside a Trainer (evaluation inside training loops)."""
+                   precision: str = "32", backend: str = "torch") -> list[float]:
+    """Raw logits for (query, doc) pairs, in input order, outside a Trainer (evaluation inside training loops), on
+    ``backend`` (``inference_backend``: :mod:`crossdistill.serving.runtimes`)."""
     order = longest_first([doc for _, doc in pairs])
     out = [0.0] * len(pairs)
     was_training = model.training
@@ -32,8 +33,7 @@ def predict_logits(model: CrossEncoder, pairs: Sequence[tuple[str, str]], batch_
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             features = to_device(model.preprocess([pairs[i] for i in idx]), model.device)
-            with autocast(precision, model.device):
-                scores = model(features)["scores"].squeeze(-1).float().cpu().tolist()
+            scores = forward(model, features, backend, precision, "scores").squeeze(-1).cpu().tolist()
             for i, s in zip(idx, scores):
                 out[i] = s
     finally:

@@ -28,4 +28,5 @@ def encode_corpus(ctx: RunContext, encoder, evaluator: RetrievalEvaluator | None
         return ev.embeddings.corpus(encoder, persist=persist)
     emb = ev.embeddings
     return emb.corpus(encoder, persist=persist, compute=lambda: encode_corpus_by_rank(
-        trainer, encoder, emb.docs, emb.batch_size, emb.precision, emb.max_doc_length, ctx.layout.exchange))
+        trainer, encoder, emb.docs, emb.batch_size, emb.precision, emb.max_doc_length, ctx.layout.exchange,
+        emb.backend))

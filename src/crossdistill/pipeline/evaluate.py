@@ -67,7 +67,8 @@ class LoadModels(Stage):
         scope = cache_key(data=data.fingerprint, queries=sorted(queries.items()))
         reranking = None if ctx.cross_encoder is None else cross_encoder_reranking(
             ctx.cross_encoder, queries, data.doc_text, batch_size=settings.teacher_batch_size,
-            precision=settings.precision, scope=scope, cache_dir=layout.evaluation_cache if layout.cache else None)
+            precision=settings.precision, scope=scope, cache_dir=layout.evaluation_cache if layout.cache else None,
+            backend=settings.backend)
         ctx.evaluator = RetrievalEvaluator(settings, data.doc_text, queries, data.qrels, ctx.bm25_runs, layout=layout,
                                            cache_scope=scope, reranking=reranking)
         if cfg.get("express_lane"):

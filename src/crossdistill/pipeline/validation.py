@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from crossdistill.evaluation.metrics import parse_metric
+from crossdistill.serving.runtimes import BACKENDS, missing_runtime
 from crossdistill.teacher.losses import LOSSES
 
 PRECISIONS = ("auto", "32-true", "32", "bf16-mixed", "bf16-true", "bf16", "16-mixed", "16-true", "16", "64-true")
@@ -66,7 +67,7 @@ NONE = Rule(lambda v: v is None, "null")
 POSITIVE, COUNT, FRACTION = integer(1), integer(0), number(ge=0, lt=1)
 RULES: dict[str, Rule] = {
     "seed": integer(0), "verbose": BOOLEAN, "keep_checkpoints": BOOLEAN, "rounds.count": POSITIVE,
-    "rounds.keep_zero_shot": BOOLEAN, "inference_precision": choice(*PRECISIONS),
+    "rounds.keep_zero_shot": BOOLEAN, "inference_precision": choice(*PRECISIONS), "inference_backend": choice(*BACKENDS),
     "trainer.precision": choice(*PRECISIONS),
     "data.dev_size": either(COUNT, number(gt=0, lt=1)), "data.max_docs": either(NONE, POSITIVE),
     "teacher.max_length": integer(8), "teacher.loss": choice(*LOSSES), "teacher.lr": number(gt=0),
@@ -118,6 +119,11 @@ def _check_values(cfg: DictConfig) -> None:
     if OmegaConf.select(cfg, "export.onnx") and any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxruntime")):
         raise ConfigError("export.onnx", True, "needs onnx and onnxruntime installed (pip install \"crossdistill[onnx]\"), "
                           "or export.onnx=false")
+    backend = OmegaConf.select(cfg, "inference_backend")
+    if backend in BACKENDS and missing_runtime(backend):
+        extra = "openvino" if backend == "openvino" else "onnx"
+        raise ConfigError("inference_backend", backend, f"needs {missing_runtime(backend)} installed "
+                          f"(pip install \"crossdistill[{extra}]\"), or inference_backend=torch")
     retrieval, rerank = (OmegaConf.select(cfg, f"evaluation.{k}") for k in ("retrieval_depth", "rerank_depth"))
     if retrieval is not None and rerank is not None and rerank > retrieval:
         raise ConfigError("evaluation.rerank_depth", rerank, f"must be <= evaluation.retrieval_depth ({retrieval})")

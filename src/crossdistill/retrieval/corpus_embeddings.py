@@ -30,7 +30,8 @@ def read_or_discard(path, read):
 
 class CorpusEmbeddings:
     """The embeddings of ``docs`` (a :class:`Corpus`, read by row) and of queries, encoded as evaluation encodes them
-    (``batch_size``, ``precision``, the text lengths; ``None`` document length: the encoder's own).
+    (``batch_size``, ``precision``, the text lengths; ``None`` document length: the encoder's own), on the runtime
+    ``backend`` (``inference_backend``).
 
     ``storage="memory"`` keeps them in a tensor; ``"disk"`` writes them block by block to a .npy file and memory-maps
     it (for corpora whose embeddings do not fit: 8.8M x 384 fp32 = 13 GiB), under ``cache_dir`` when persisted, else
@@ -39,8 +40,8 @@ class CorpusEmbeddings:
 
     def __init__(self, docs: Corpus, *, batch_size: int = 64, precision: str = "32", max_doc_length: int | None = None,
                  max_query_length: int = 64, storage: str = "memory", show_progress: bool = False,
-                 cache_dir: Path | None = None, run_dir: Path | None = None, scope: str = ""):
-        self.docs, self.batch_size, self.precision = docs, batch_size, precision
+                 cache_dir: Path | None = None, run_dir: Path | None = None, scope: str = "", backend: str = "torch"):
+        self.docs, self.batch_size, self.precision, self.backend = docs, batch_size, precision, backend
         self.max_doc_length, self.max_query_length, self.storage = max_doc_length, max_query_length, storage
         self.show_progress, self.cache_dir, self.run_dir, self.scope = show_progress, cache_dir, run_dir, scope
         self._held: tuple[str, torch.Tensor] | None = None   # (weights' key, embeddings) of the last encoder
@@ -54,7 +55,8 @@ class CorpusEmbeddings:
         key = state_dict_fingerprint(encoder)
         if self._held is None or self._held[0] != key:
             name = cache_key(encoder=key, scope=self.scope, precision=self.precision,
-                             max_length=self.max_doc_length or encoder.max_seq_length, docs=len(self.docs))
+                             max_length=self.max_doc_length or encoder.max_seq_length, docs=len(self.docs),
+                             **({"backend": self.backend} if self.backend != "torch" else {}))
             if self.storage == "disk":
                 emb = self._on_disk(encoder, name, persist, compute)
             else:
@@ -99,7 +101,8 @@ class CorpusEmbeddings:
     def _blocks(self, encoder: SentenceTransformer, rows: Sequence[int] | None = None):
         """The embeddings of the corpus rows ``rows`` (default: all), one block of texts fetched and encoded at a time."""
         for block in self.docs.blocks(rows):
-            yield encode(encoder, block, self.batch_size, self.precision, self.show_progress, self.max_doc_length)
+            yield encode(encoder, block, self.batch_size, self.precision, self.show_progress, self.max_doc_length,
+                         self.backend)
 
     def rows(self, encoder: SentenceTransformer, rows: Sequence[int] | None = None) -> torch.Tensor:
         """Embeddings of the corpus rows ``rows`` (default: all), in one tensor, encoded now."""
@@ -108,4 +111,4 @@ class CorpusEmbeddings:
 
     def queries(self, encoder: SentenceTransformer, texts: Sequence[str]) -> torch.Tensor:
         """Query texts (evaluation's, mining's title pseudo-queries, a member's) as evaluation encodes them."""
-        return encode(encoder, list(texts), self.batch_size, self.precision, False, self.max_query_length)
+        return encode(encoder, list(texts), self.batch_size, self.precision, False, self.max_query_length, self.backend)

@@ -38,22 +38,23 @@ class _FetchTexts:
 class CorpusEncoder(pl.LightningModule):
     """``predict_step``: a batch of documents' embeddings, encoded as evaluation encodes (precision, length)."""
 
-    def __init__(self, encoder, precision: str, max_length: int):
+    def __init__(self, encoder, precision: str, max_length: int, backend: str = "torch"):
         super().__init__()
-        self.encoder, self.encode_precision, self.max_length = encoder, precision, max_length
+        self.encoder, self.encode_precision, self.max_length, self.backend = encoder, precision, max_length, backend
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        emb = encode(self.encoder, batch["texts"], len(batch["texts"]), self.encode_precision, False, self.max_length)
+        emb = encode(self.encoder, batch["texts"], len(batch["texts"]), self.encode_precision, False, self.max_length,
+                     self.backend)
         return {"index": batch["index"], "score": emb}
 
 
 def encode_corpus_by_rank(trainer: pl.Trainer, encoder, corpus: Corpus, batch_size: int, precision: str,
-                          max_length: int, exchange: Path | None = None) -> torch.Tensor:
+                          max_length: int, exchange: Path | None = None, backend: str = "torch") -> torch.Tensor:
     """``[len(corpus), dim]`` float32 embeddings in corpus order, each of ``trainer``'s ranks encoding a share (longest
     documents first, so batches pad little)."""
     order = by_length(corpus.lengths(range(len(corpus))))
     loader = DataLoader(_Rows(order), batch_size=batch_size, collate_fn=_FetchTexts(corpus))
-    by_position = predict_by_index(trainer, CorpusEncoder(encoder, precision, max_length), loader, len(order), exchange)
+    by_position = predict_by_index(trainer, CorpusEncoder(encoder, precision, max_length, backend), loader, len(order), exchange)
     out = torch.empty_like(by_position)
     out[torch.tensor(order)] = by_position
     return out

@@ -15,8 +15,8 @@ import torch
 from tqdm.auto import tqdm
 
 from crossdistill.common.batching import longest_first, to_device
-from crossdistill.common.precision import autocast
 from crossdistill.retrieval.topk import TopKRun
+from crossdistill.serving.runtimes import forward
 from crossdistill.types import Run
 
 if TYPE_CHECKING:
@@ -31,13 +31,15 @@ def encode(
     precision: str = "32",
     show_progress: bool = False,
     max_seq_length: int | None = None,
+    backend: str = "torch",
 ) -> torch.Tensor:
     """Embed ``texts`` into a float32 CPU tensor ``[n, dim]`` in input order.
 
     Texts are batched longest-first (by character length) so each batch pads to similar
     lengths, then the original order is restored. ``precision="bf16"`` runs the forward
     under bf16 autocast; ``"32"`` runs in full precision. The model is put in eval mode
-    (no dropout) and its training flag and ``max_seq_length`` are restored afterwards.
+    (no dropout) and its training flag and ``max_seq_length`` are restored afterwards. ``backend``: the runtime
+    (``inference_backend``: torch, onnx, onnx-int8, openvino; see :mod:`crossdistill.serving.runtimes`).
     """
     if precision not in ("32", "bf16"):
         raise ValueError(f"precision must be '32' or 'bf16', got {precision!r}")
@@ -55,9 +57,8 @@ def encode(
         for start in tqdm(starts, desc="Encoding", disable=not show_progress):
             batch = [texts[i] for i in order[start : start + batch_size]]
             features = to_device(model.preprocess(batch), device)
-            with autocast(precision, device):
-                emb = model(features)["sentence_embedding"]
-            chunks.append(emb.float().cpu())
+            emb = forward(model, features, backend, precision, "sentence_embedding")
+            chunks.append(emb.cpu())
     finally:
         if max_seq_length is not None:
             model.max_seq_length = old_max_len

@@ -28,7 +28,9 @@ from crossdistill.serving.onnx_models import OnnxBiEncoder, OnnxCrossEncoder
 from crossdistill.teacher.express_lane import ExpressLaneSpec
 from crossdistill.teacher.members import MemberScope
 
-BACKENDS = {"onnx": "model.onnx", "onnx-int8": "model_qint8.onnx", "torch": None}
+# backend -> (the exported folders' file, the runtime that runs it); torch: the SentenceTransformer folder itself
+BACKENDS = {"onnx": ("model.onnx", "onnxruntime"), "onnx-int8": ("model_qint8.onnx", "onnxruntime"),
+            "openvino": ("model.onnx", "openvino"), "torch": None}
 QID = "query"
 
 
@@ -78,7 +80,8 @@ def run_corpus(run: Path) -> Corpus:
 
 
 class Searcher:
-    """``Searcher.load(run)``; ``search(query, k)``. ``backend``: onnx (fp32), onnx-int8 or torch (fp32)."""
+    """``Searcher.load(run)``; ``search(query, k)``. ``backend``: onnx (fp32), onnx-int8, openvino (fp32, the
+    openvino extra) or torch (fp32)."""
 
     def __init__(self, student, docs: Corpus, doc_emb: np.ndarray, lane: ExpressLaneSpec | None = None,
                  ensemble=None, scorers: dict | None = None, logits: OnnxLogits | None = None):
@@ -94,13 +97,14 @@ class Searcher:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
         docs = corpus if corpus is not None else run_corpus(run)
         student = TorchBiEncoder(run / "student") if backend == "torch" else \
-            OnnxBiEncoder(run / "student", BACKENDS[backend], threads=threads)
+            OnnxBiEncoder(run / "student", BACKENDS[backend][0], threads=threads, runtime=BACKENDS[backend][1])
         doc_emb = _corpus_embeddings(run, backend, student, docs)
         if not rerank or not (run / "express_lane.json").exists():
             return cls(student, docs, doc_emb)
         lane = ExpressLaneSpec.load(run)
-        logits = OnnxLogits(OnnxCrossEncoder(lane.folder(run, "cross_encoder"), "model_qint8.onnx" if backend ==
-                                             "onnx-int8" else "model.onnx", threads=threads), docs)
+        file, runtime = BACKENDS[backend] or BACKENDS["onnx"]
+        logits = OnnxLogits(OnnxCrossEncoder(lane.folder(run, "cross_encoder"), file, threads=threads, runtime=runtime),
+                            docs)
         bm25 = instantiate(lane.bm25).index(list(docs.ids), docs) if "bm25" in lane.members else None
         scope = MemberScope(CorpusEmbeddings(docs, precision="32", cache_dir=run / "serving"), logits, bm25,
                             lane.zero_shot, lane.normalize)

@@ -20,18 +20,19 @@ from crossdistill.retrieval.corpus_embeddings import read_or_discard
 
 class CrossEncoderScores:
     """``scores(pairs)``: the cross-encoder ``model``'s logit of each (qid, docid) pair of ``queries`` x ``docs``,
-    computed for the pairs not scored before (``batch_size``, ``precision``). ``cache_dir``: where the logits persist
-    across runs, under ``scope`` (the data's identity)."""
+    computed for the pairs not scored before (``batch_size``, ``precision``, the runtime ``backend``). ``cache_dir``:
+    where the logits persist across runs, under ``scope`` (the data's identity)."""
 
     def __init__(self, model: CrossEncoder, queries: Mapping[str, str], docs: Corpus, *, batch_size: int = 64,
-                 precision: str = "32", cache_dir: Path | None = None, scope: str = ""):
+                 precision: str = "32", cache_dir: Path | None = None, scope: str = "", backend: str = "torch"):
         self.model, self.queries, self.docs = model, queries, docs
-        self.batch_size, self.precision = batch_size, precision
+        self.batch_size, self.precision, self.backend = batch_size, precision, backend
         self.held: dict[tuple[str, str], float] = {}
         self.path = None
         if cache_dir is not None:
             key = cache_key(teacher=state_dict_fingerprint(model), scope=scope, precision=precision,
-                            max_length=getattr(model, "max_length", None))
+                            max_length=getattr(model, "max_length", None),
+                            **({"backend": backend} if backend != "torch" else {}))
             self.path = cache_dir / "teacher_scores" / f"{key}.parquet"
             df = read_or_discard(self.path, pd.read_parquet)
             if df is not None:
@@ -40,7 +41,7 @@ class CrossEncoderScores:
     def _logits(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         docs = self.docs.many(d for _, d in pairs)
         return predict_logits(self.model, [(self.queries[q], doc) for (q, _), doc in zip(pairs, docs)],
-                              self.batch_size, self.precision)
+                              self.batch_size, self.precision, self.backend)
 
     def _remember(self, todo: Sequence[tuple[str, str]], logits: Sequence[float], write: bool = True) -> None:
         self.held.update(zip(todo, logits))

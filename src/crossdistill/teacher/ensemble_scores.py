@@ -66,7 +66,7 @@ class EnsembleScores:
 
 
 def cross_encoder_reranking(model, queries: Mapping[str, str], docs, *, batch_size: int = 64, precision: str = "32",
-                            cache_dir=None, scope: str = "") -> EnsembleScores:
+                            cache_dir=None, scope: str = "", backend: str = "torch") -> EnsembleScores:
     """A lone cross-encoder as the express lane: its logits, cached under ``cache_dir`` by its weights and ``scope``."""
     return EnsembleScores(queries, CrossEncoderScores(model, queries, docs, batch_size=batch_size, precision=precision,
-                                                      cache_dir=cache_dir, scope=scope))
+                                                      cache_dir=cache_dir, scope=scope, backend=backend))

@@ -10,6 +10,7 @@ from crossdistill.common.batching import to_device
 from crossdistill.common.optim import adamw_with_warmup
 from crossdistill.evaluation.metrics import ndcg_at_k
 from crossdistill.models.cross_encoder import load_cross_encoder
+from crossdistill.serving.runtimes import forward
 from crossdistill.teacher.losses import LOSSES
 
 
@@ -21,6 +22,8 @@ class CrossEncoderTeacher(pl.LightningModule):
     ``{"queries", "docs": [B][n_i], "docids": [B][n_i], "judgments": [B] dicts}``; predict
     ``{"index": LongTensor[B], "queries": [B], "docs": [B]}`` -> ``{"index", "score"}``.
     """
+
+    predict_backend = "torch"   # the runtime of predict_step (mining sets it from inference_backend)
 
     def __init__(
         self,
@@ -64,7 +67,12 @@ class CrossEncoderTeacher(pl.LightningModule):
                  sync_dist=True)
 
     def predict_step(self, batch, batch_idx, dataloader_idx=0):
-        return {"index": batch["index"], "score": self.score(batch["queries"], batch["docs"]).cpu()}
+        if self.predict_backend == "torch":
+            return {"index": batch["index"], "score": self.score(batch["queries"], batch["docs"]).cpu()}
+        features = self.model.preprocess(list(zip(batch["queries"], batch["docs"])))
+        return {"index": batch["index"], "score": forward(self.model, features, self.predict_backend,
+                                                                  str(self.trainer.precision), "scores")
+                .squeeze(-1).cpu()}
 
     def configure_optimizers(self):
         return adamw_with_warmup(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.warmup_ratio)

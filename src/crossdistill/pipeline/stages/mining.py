@@ -66,7 +66,8 @@ def mine_query_set(ctx: RunContext, name: str, query_set: QuerySet, bm25_run, mi
     check_shortlists(shortlists, data.dataset.doc_index, miner)
     key = cache_key(teacher=ctx.teacher_fingerprint(), data=data.fingerprint, qids=qids, miner=miner.identity(),
                     student=state_dict_fingerprint(student), max_length=teacher.hparams.max_length, precision=cfg.inference_precision,
-                    schema=ARTIFACT_COLUMNS, **data.training_view,
+                    schema=ARTIFACT_COLUMNS,
+                    **({"backend": cfg.inference_backend} if cfg.inference_backend != "torch" else {}), **data.training_view,
                     # The labelled set's key predates query sets: left as it was, its cached artifacts stay valid.
                     **({} if name == "train" else {"query_set": name}))
     path = ctx.layout.cached_artifact(key)
@@ -88,6 +89,7 @@ def mine_query_set(ctx: RunContext, name: str, query_set: QuerySet, bm25_run, mi
                                      callbacks=[], max_epochs=1)   # made here: freed with what its loops hold
             # (round 1 passes the frame itself: no copy of millions of rows)
             pending = df if len(todo) == len(df) else df[["qid", "docid"]].iloc[todo]
+            teacher.predict_backend = cfg.inference_backend
             ce[todo] = teacher_scores(predictor, teacher, pending, query_set.queries, query_set.doc_text,
                                       teacher.hparams.inference_batch_size, exchange=ctx.layout.exchange)
             # Lightning's prediction loop keeps every batch's indices (a Python int per pair) in reference cycles

@@ -32,7 +32,7 @@ def build_evaluator(ctx: RunContext, training_view: bool = False) -> RetrievalEv
     docs, view = (data.train_doc_text, {"view": "training"}) if training_view else (data.doc_text, {})
     settings, scope = instantiate(ctx.cfg.evaluation), cache_key(data=data.fingerprint, queries=sorted(queries.items()), **view)
     reranking = cross_encoder_reranking(ctx.cross_encoder.model, queries, docs, batch_size=settings.teacher_batch_size,
-                                        precision=settings.precision, scope=scope,
+                                        precision=settings.precision, scope=scope, backend=settings.backend,
                                         cache_dir=layout.evaluation_cache if layout.cache is not None else None)
     return RetrievalEvaluator(settings, docs, queries, data.qrels, ctx.bm25_runs, layout=layout, cache_scope=scope,
                               reranking=reranking)
