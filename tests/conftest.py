@@ -17,6 +17,21 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from tiny_models import _WORDS, save_tiny_bert  # noqa: E402
 
+
+def _absl_writes_to_the_real_stderr() -> None:
+    """OpenVINO's import pulls in absl.logging (where absl-py is installed: tensorboard brings it), whose handler
+    keeps the ``sys.stderr`` of that moment, here pytest's capture file, and closes it when Hydra's job logging
+    resets the handlers: every later test then fails on a closed file. Outside pytest that stream is the real
+    stderr, which absl never closes; here it is pointed there too."""
+    try:
+        from absl import logging as absl_logging
+    except ImportError:
+        return
+    absl_logging.get_absl_handler().python_handler.setStream(sys.__stderr__)
+
+
+_absl_writes_to_the_real_stderr()
+
 ROOT = Path(__file__).resolve().parents[1]
 # How long a test waits on a subprocess (train.py, eval.py, a benchmark script) before calling it hung. A guard
 # against hangs, never a speed limit: a test must not fail because the machine is slow or loaded.

@@ -14,7 +14,7 @@ from sentence_transformers.sentence_transformer.modules import Pooling
 
 from crossdistill.models.bi_encoder import load_bi_encoder
 from crossdistill.models.cross_encoder import load_cross_encoder
-from crossdistill.serving.onnx_models import (
+from crossdistill.models.onnx_models import (
     OnnxBiEncoder,
     OnnxCrossEncoder,
     check_bi_encoder,

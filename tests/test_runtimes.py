@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from conftest import compose, tiny_overrides
+from crossdistill.models import runtimes
 from crossdistill.models.bi_encoder import load_bi_encoder
 from crossdistill.models.cross_encoder import load_cross_encoder, predict_logits
 from crossdistill.pipeline.train import run
 from crossdistill.retrieval.dense import encode
-from crossdistill.serving import runtimes
 
 LONG = "a quick brown fox jumps over the lazy dog and the cat runs fast in the city by the river near the sea and the mountain"
 TEXTS = ["the dog", LONG, "cell", "deep neural retrieval search query document", "x", "brown fox", "the cat runs"]
@@ -86,6 +86,9 @@ def test_a_changed_student_is_exported_again_and_an_unchanged_one_is_not(student
     first = encode(student, TEXTS, backend="onnx")
     again = encode(student, TEXTS, backend="onnx")
     assert len(exports) <= 1 and torch.equal(first, again)   # the fixture's graph may already be held
+    encode(student, TEXTS, backend="onnx-int8")
+    encode(student, TEXTS, backend="onnx")   # each backend keeps its own graph: switching back exports nothing
+    assert exports[-1:] == ["onnx-int8"] or len(exports) == 0
     held = len(exports)
     with torch.no_grad():   # what an optimizer step does: the same parameters, written in place
         student[0].auto_model.embeddings.word_embeddings.weight.mul_(1.5)

@@ -25,6 +25,7 @@ CASES = [
     ("student.model=/no/such/model", "student.model", "not a local folder"),       # a model that is not there
     ("inference_precision=fp8", "inference_precision", "bf16-mixed"),
     ("inference_backend=tensorrt", "inference_backend", "onnx-int8"),
+    ("interpolation.alphas=[0.5,1.5]", "interpolation.alphas", "in [0, 1]"),
     ("bm25.backend=rust", "bm25.backend", "numba"),
     ("ensemble.express_lane=[cross_encoder,mpnet]", "ensemble.express_lane", "ensemble.catalog"),   # a member with no scorer
     # index settings: once a FAISS error after the teacher had trained

@@ -15,7 +15,7 @@ import yaml
 
 from crossdistill.common.io import write_text_atomic
 from crossdistill.common.machine import machine
-from crossdistill.evaluation.report import transfer_lines
+from crossdistill.evaluation.report import interpolation_lines, transfer_lines
 from crossdistill.evaluation.results_keys import current_names
 
 # The data's licence by dataset name: (Hub licence id, in words). Other collections: the user's to state, with
@@ -116,11 +116,12 @@ def config_block(results: dict) -> str:
 
 
 def transfer_text(results: dict) -> str:
+    guard = "\n".join(interpolation_lines(results.get("interpolation") or {}))   # what was done against forgetting
     transfer = results.get("transfer")
     if not transfer:
-        return ("Performance on other collections was **not measured** by this run (results.json has no `transfer` "
-                "record); it may be below the base model's, which was trained on a broad mix of data.")
-    return "Measured on other collections (results.json `transfer`):\n\n" + "\n".join(transfer_lines(transfer))
+        return guard + ("Performance on other collections was **not measured** by this run (results.json has no "
+                        "`transfer` record); it may be below the base model's, which was trained on a broad mix of data.")
+    return guard + "Measured on other collections (results.json `transfer`):\n\n" + "\n".join(transfer_lines(transfer))
 
 
 def provenance(results: dict, command: str | None, when: str, m: dict) -> str:

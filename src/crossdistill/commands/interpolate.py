@@ -17,7 +17,6 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from rich.console import Console
@@ -27,14 +26,7 @@ from sentence_transformers import SentenceTransformer
 from crossdistill.common.machine import describe, machine
 from crossdistill.evaluation.evaluator import RetrievalEvaluator
 from crossdistill.models import resolve_model
-
-
-def interpolate(start: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
-    """``(1 - alpha) * start + alpha * tuned`` for every floating-point tensor (others, e.g. position ids, as tuned)."""
-    if start.keys() != tuned.keys():
-        raise ValueError(f"the start and the distilled student differ in their weights: {sorted(start.keys() ^ tuned.keys())[:5]}")
-    return {k: ((1 - alpha) * start[k].float() + alpha * tuned[k].float()).to(tuned[k].dtype)
-            if tuned[k].is_floating_point() else tuned[k] for k in tuned}
+from crossdistill.student.interpolation import interpolate
 
 
 def merged_students(run: Path, alphas: list[float]):

@@ -79,7 +79,10 @@ def _trace_path(run_dir: Path, split: str) -> Path:
     if not layout.results.exists():
         raise FileNotFoundError(f"{layout.results}: missing; is {run_dir} a finished run directory?")
     # The dev evaluation of the epoch the run kept: the one its reported student comes from.
-    best = json.loads(layout.results.read_text())["best_epoch"]
+    results = json.loads(layout.results.read_text())
+    if (results.get("interpolation") or {}).get("dev_trace"):   # the kept student averaged with its start
+        return layout.trace(results["interpolation"]["dev_trace"])
+    best = results["best_epoch"]
     # -1: no distilled epoch beat the zero-shot start on dev, which the run kept
     return layout.trace("dev_init" if best < 0 else dev_epoch_name(best))
 

@@ -20,12 +20,12 @@ from crossdistill.evaluation.metrics import evaluate, lift_at_k
 from crossdistill.evaluation.runs import rerank, reranked_ndcg
 from crossdistill.evaluation.taxonomy import classify_queries, lift_by_slice, taxonomy_counts
 from crossdistill.evaluation.trace import build_trace, write_trace
+from crossdistill.models.runtimes import BACKENDS
 from crossdistill.retrieval.corpus_embeddings import CorpusEmbeddings
 from crossdistill.retrieval.dense import exact_search
 from crossdistill.retrieval.fusion import reciprocal_rank_fusion, shortlist_from_run
 from crossdistill.retrieval.index import ExactSearch, recall_against_exact
 from crossdistill.retrieval.student_pairs import StudentPairs
-from crossdistill.serving.runtimes import BACKENDS
 from crossdistill.types import Qrels, Run, Shortlists
 
 RETRIEVAL_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "ndcg@3", "p@3")
@@ -44,7 +44,7 @@ class EvaluationSettings:
     batch_size: int = 64
     teacher_batch_size: int = 64
     precision: str = "bf16"
-    backend: str = "torch"   # the inference runtime: torch | onnx | onnx-int8 | openvino (serving/runtimes.py)
+    backend: str = "torch"   # the inference runtime: torch | onnx | onnx-int8 | openvino (models/runtimes.py)
     max_doc_length: int | None = 256   # None: the encoder's own max_seq_length
     max_query_length: int = 64
     lift_k: int = 3

@@ -104,6 +104,7 @@ def _results_section(layout: RunLayout) -> list[str]:
     if res.get("systems"):
         systems = pd.DataFrame.from_dict(res["systems"], orient="index")
         md += [_md_table(systems.rename_axis("system").reset_index()), ""]
+    md += interpolation_lines(res.get("interpolation") or {})
     md += transfer_lines(res.get("transfer") or {})
     teacher = res.get("teacher") or {}
     md += _ensemble_lines(teacher.get("ensemble") or {})
@@ -113,6 +114,15 @@ def _results_section(layout: RunLayout) -> list[str]:
         stages = pd.DataFrame.from_dict(res["stages"], orient="index")
         md += ["Stage costs:", "", _md_table(stages.rename_axis("stage").reset_index()), ""]
     return md
+
+
+def interpolation_lines(record: dict) -> list[str]:
+    """The forgetting guard (``interpolation``): each alpha's dev figure and the alpha kept, with the reason."""
+    if not record:
+        return []
+    cells = ", ".join(f"{alpha} {value:.4f}" for alpha, value in sorted(record["alphas"].items(), key=lambda a: float(a[0])))
+    return [f"Interpolation with the zero-shot start (weight of the distilled student: {record['metric']}): {cells}; "
+            f"kept alpha **{record['chosen']:g}**: {record['reason']}.", ""]
 
 
 def transfer_lines(transfer: dict) -> list[str]:

@@ -8,7 +8,7 @@ from sentence_transformers import CrossEncoder
 
 from crossdistill.common.batching import longest_first, to_device
 from crossdistill.models.references import resolve_model
-from crossdistill.serving.runtimes import forward
+from crossdistill.models.runtimes import forward
 
 
 def load_cross_encoder(model: str, max_length: int) -> CrossEncoder:
@@ -24,7 +24,7 @@ def load_cross_encoder(model: str, max_length: int) -> CrossEncoder:
 def predict_logits(model: CrossEncoder, pairs: Sequence[tuple[str, str]], batch_size: int = 64,
                    precision: str = "32", backend: str = "torch") -> list[float]:
     """Raw logits for (query, doc) pairs, in input order, outside a Trainer (evaluation inside training loops), on
-    ``backend`` (``inference_backend``: :mod:`crossdistill.serving.runtimes`)."""
+    ``backend`` (``inference_backend``: :mod:`crossdistill.models.runtimes`)."""
     order = longest_first([doc for _, doc in pairs])
     out = [0.0] * len(pairs)
     was_training = model.training

@@ -59,6 +59,7 @@ class BestStudent:
     dev: float = float("-inf")
     epoch: int = -1
     state: dict | None = None
+    dev_trace: str | None = None   # its dev trace, when not its epoch's (a student interpolated with its start)
 
 
 @dataclass
@@ -106,6 +107,7 @@ class RunContext:
     epochs_done: int = 0                # distillation epochs of earlier rounds
     final: EvalResult | None = None     # the kept student on test
     onnx: dict | None = None            # the ONNX files of the exported models, and their checks
+    interpolation: dict | None = None   # the kept student averaged with its start: each alpha's dev, the choice
     transfer: dict | None = None        # collection -> the students' test metrics there (evaluation.transfer)
     results: dict | None = None         # what results.json holds (eval.py returns its systems)
     _teacher_fingerprint: str | None = field(default=None, repr=False)

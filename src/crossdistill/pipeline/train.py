@@ -1,6 +1,7 @@
 """The training pipeline: data -> BM25 -> teacher -> zero-shot student -> teacher ensemble (weights on dev) ->
 [label-free on unjudged queries: their distillation set and teacher-judged dev] ->
-(mining -> distillation) x rounds -> test -> export -> report. Each stage is timed with its peak memory (results.json ``stages``)."""
+(mining -> distillation) x rounds -> [interpolation with the start, alpha on dev] -> test -> export -> report. Each
+stage is timed with its peak memory (results.json ``stages``)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from omegaconf import DictConfig
 from crossdistill.pipeline.context import RunContext
 from crossdistill.pipeline.stages.base import Stage
 from crossdistill.pipeline.stages.data import IndexBM25, PrepareData
+from crossdistill.pipeline.stages.interpolation import InterpolateWithStart
 from crossdistill.pipeline.stages.mining import MineRound
 from crossdistill.pipeline.stages.outputs import Export, ExportOnnx, Report, Tidy
 from crossdistill.pipeline.stages.student import (
@@ -34,7 +36,8 @@ def train_stages(rounds: int) -> Iterator[Stage]:
         yield from (MineRound(r), DistillRound(r))
         if rounds > 1:
             yield from (ChooseExpressLane(r), ShareTestEncoding(r), RoundTest(r))
-    yield from (ChooseExpressLane(), ShareTestEncoding(), FinalTest(), TransferTest(), Export(), ExportOnnx(), Report(), Tidy())
+    yield from (InterpolateWithStart(), ChooseExpressLane(), ShareTestEncoding(), FinalTest(), TransferTest(), Export(),
+                ExportOnnx(), Report(), Tidy())
 
 
 def run_stages(ctx: RunContext, stages) -> RunContext:

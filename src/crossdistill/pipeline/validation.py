@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from crossdistill.evaluation.metrics import parse_metric
-from crossdistill.serving.runtimes import BACKENDS, missing_runtime
+from crossdistill.models.runtimes import BACKENDS, missing_runtime
 from crossdistill.teacher.losses import LOSSES
 
 PRECISIONS = ("auto", "32-true", "32", "bf16-mixed", "bf16-true", "bf16", "16-mixed", "16-true", "16", "64-true")
@@ -96,6 +96,10 @@ RULES: dict[str, Rule] = {
     "evaluation.index.ef_construction": POSITIVE, "evaluation.index.ef_search": POSITIVE,
     "evaluation.index.nlist": either(NONE, POSITIVE), "evaluation.index.nprobe": POSITIVE,
     "evaluation.index.batch_size": POSITIVE,
+    "interpolation.alphas": Rule(lambda v: isinstance(v, ListConfig | list) and len(v) > 0 and all(
+        isinstance(a, int | float) and not isinstance(a, bool) and 0 <= a <= 1 for a in v),
+        "must be a non-empty list of numbers in [0, 1] (the distilled student's weight; [1.0] = off)"),
+    "interpolation.tolerance": number(ge=0),
 }
 
 

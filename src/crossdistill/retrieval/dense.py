@@ -15,8 +15,8 @@ import torch
 from tqdm.auto import tqdm
 
 from crossdistill.common.batching import longest_first, to_device
+from crossdistill.models.runtimes import forward
 from crossdistill.retrieval.topk import TopKRun
-from crossdistill.serving.runtimes import forward
 from crossdistill.types import Run
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def encode(
     lengths, then the original order is restored. ``precision="bf16"`` runs the forward
     under bf16 autocast; ``"32"`` runs in full precision. The model is put in eval mode
     (no dropout) and its training flag and ``max_seq_length`` are restored afterwards. ``backend``: the runtime
-    (``inference_backend``: torch, onnx, onnx-int8, openvino; see :mod:`crossdistill.serving.runtimes`).
+    (``inference_backend``: torch, onnx, onnx-int8, openvino; see :mod:`crossdistill.models.runtimes`).
     """
     if precision not in ("32", "bf16"):
         raise ValueError(f"precision must be '32' or 'bf16', got {precision!r}")

@@ -1,1 +1,2 @@
-"""Serving: the trained student and cross-encoder exported for inference outside PyTorch (ONNX)."""
+"""Serving: an exported run searched (Searcher: student, corpus embeddings, express lane, score traces) and its ONNX
+files checked when written (fidelity)."""

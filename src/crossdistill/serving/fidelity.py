@@ -14,8 +14,7 @@ from sentence_transformers import CrossEncoder, SentenceTransformer
 
 from crossdistill.evaluation.metrics import evaluate
 from crossdistill.evaluation.runs import reranked_ndcg
-from crossdistill.retrieval.dense import exact_search
-from crossdistill.serving.onnx_models import (
+from crossdistill.models.onnx_models import (
     OnnxBiEncoder,
     OnnxCrossEncoder,
     check_bi_encoder,
@@ -23,6 +22,7 @@ from crossdistill.serving.onnx_models import (
     export_bi_encoder_onnx,
     export_cross_encoder_onnx,
 )
+from crossdistill.retrieval.dense import exact_search
 
 MIN_COSINE, MAX_LOGIT_DIFF = 0.9999, 1e-3
 

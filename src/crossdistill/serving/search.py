@@ -23,8 +23,8 @@ from omegaconf import OmegaConf
 from crossdistill.common.io import atomic_path
 from crossdistill.configs.resolvers import user_cache
 from crossdistill.data.corpus import Corpus
+from crossdistill.models.onnx_models import OnnxBiEncoder, OnnxCrossEncoder
 from crossdistill.retrieval.corpus_embeddings import CorpusEmbeddings
-from crossdistill.serving.onnx_models import OnnxBiEncoder, OnnxCrossEncoder
 from crossdistill.teacher.express_lane import ExpressLaneSpec
 from crossdistill.teacher.members import MemberScope
 

@@ -10,7 +10,7 @@ from crossdistill.common.batching import to_device
 from crossdistill.common.optim import adamw_with_warmup
 from crossdistill.evaluation.metrics import ndcg_at_k
 from crossdistill.models.cross_encoder import load_cross_encoder
-from crossdistill.serving.runtimes import forward
+from crossdistill.models.runtimes import forward
 from crossdistill.teacher.losses import LOSSES
 
 

@@ -142,6 +142,7 @@ def results_record(ctx: RunContext, systems: dict) -> dict:
             {} if ctx.dev_evaluator is ctx.evaluator else {"dev_documents": f"training view ({ctx.data.train_view})"})
         | ({} if data.dev_judgments == "qrels" else {"dev_judgments": data.dev_judgments}),
         **({"onnx": ctx.onnx} if ctx.onnx else {}), **({"transfer": ctx.transfer} if ctx.transfer else {}),
+        **({"interpolation": ctx.interpolation | {"dev_trace": ctx.best.dev_trace}} if ctx.interpolation else {}),
         "stages": rec.stages, "total_wall_s": rec.total_wall_s, "peak_rss_mb": rec.peak_rss_mb,
         "config": OmegaConf.to_container(cfg, resolve=True),
     })

@@ -91,6 +91,8 @@ class ChooseExpressLane(Stage):
     def compute(self, ctx: RunContext, key: str | None) -> None:
         epoch = ctx.best.epoch if self.round is None else ctx.rounds[-1]["epoch"]
         name = "dev_init" if epoch < 0 else dev_epoch_name(epoch)
+        if self.round is None and ctx.best.dev_trace:   # the kept student is not an epoch's (interpolation)
+            name = ctx.best.dev_trace
         frame = ctx.express_lane.trace_frame(pd.read_parquet(ctx.layout.trace(name)))
         record_choice(ctx, "express_lane", info := {**ctx.express_lane.choose(frame, ctx.data.qrels["dev"]),
                                                     "shortlists": name})

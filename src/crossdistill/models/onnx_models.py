@@ -20,7 +20,7 @@ from sentence_transformers import CrossEncoder, SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
 from crossdistill.common.batching import by_length
-from crossdistill.serving.runtimes import Graph
+from crossdistill.models.runtimes import Graph
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OPSET = 18
@@ -194,7 +194,8 @@ class OnnxCrossEncoder(_OnnxModel):
 def check_bi_encoder(model: SentenceTransformer, onnx_model: OnnxBiEncoder, texts: Sequence[str]) -> dict:
     """Cosine between the PyTorch and the ONNX embedding of each text: ``{"min_cosine", "mean_cosine", "n"}``."""
     texts = list(texts)
-    ref = np.asarray(model.encode(texts, convert_to_tensor=False, normalize_embeddings=False), dtype=np.float64)
+    ref = np.asarray(model.encode(texts, convert_to_tensor=False, normalize_embeddings=False, show_progress_bar=False),
+                     dtype=np.float64)
     got = onnx_model.encode(texts).astype(np.float64)
     norms = np.maximum(np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1), 1e-12)
     cosine = (ref * got).sum(axis=1) / norms
@@ -204,6 +205,7 @@ def check_bi_encoder(model: SentenceTransformer, onnx_model: OnnxBiEncoder, text
 def check_cross_encoder(model: CrossEncoder, onnx_model: OnnxCrossEncoder, pairs: Sequence[tuple[str, str]]) -> dict:
     """Absolute difference between the PyTorch and the ONNX raw logits: ``{"max_abs_diff", "mean_abs_diff", "n"}``."""
     pairs = list(pairs)
-    ref = np.asarray(model.predict(pairs, activation_fn=torch.nn.Identity(), convert_to_numpy=True), dtype=np.float64)
+    ref = np.asarray(model.predict(pairs, activation_fn=torch.nn.Identity(), convert_to_numpy=True, show_progress_bar=False),
+                     dtype=np.float64)
     diff = np.abs(ref.reshape(-1) - onnx_model.predict(pairs).astype(np.float64))
     return {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()), "n": len(pairs)}

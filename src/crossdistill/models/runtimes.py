@@ -66,7 +66,7 @@ class _Compiled(Graph):
     """One model exported as it is now and compiled for ``backend``."""
 
     def __init__(self, model, backend: str, precision: str):
-        from crossdistill.serving.onnx_models import export_bi_encoder_onnx, export_cross_encoder_onnx
+        from crossdistill.models.onnx_models import export_bi_encoder_onnx, export_cross_encoder_onnx
 
         export = export_cross_encoder_onnx if hasattr(model, "num_labels") else export_bi_encoder_onnx   # CrossEncoder
         with tempfile.TemporaryDirectory(prefix="crossdistill-runtime-") as tmp:   # read whole before it goes
@@ -75,16 +75,17 @@ class _Compiled(Graph):
                              "openvino" if backend == "openvino" else "onnxruntime", precision=precision)
 
 
-_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # model -> (backend, precision, weights, graph)
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # model -> {backend: (state, graph)}
 
 
 def compiled(model, backend: str, precision: str = "32") -> _Compiled:
-    """``model``'s graph for ``backend``, exported again only when its weights (or the backend) changed."""
-    state = (backend, str(precision), _weights_state(model))
-    held = _COMPILED.get(model)
-    if held is None or held[0] != state:
-        _COMPILED[model] = (state, _Compiled(model, backend, precision))
-    return _COMPILED[model][1]
+    """``model``'s graph for ``backend``, exported again only when its weights (or the precision) changed."""
+    state = (str(precision), _weights_state(model))
+    held = _COMPILED.setdefault(model, {})
+    if backend not in held or held[backend][0] != state:
+        held.pop(backend, None)   # the stale graph goes before the new one is built
+        held[backend] = (state, _Compiled(model, backend, precision))
+    return held[backend][1]
 
 
 def forward(model, features: dict, backend: str, precision: str, output: str) -> torch.Tensor:
