@@ -4,11 +4,15 @@ cacm, med, lisa, adi), beside its zero-shot start and BM25; and, where given, la
     python train.py teacher=minilm evaluation.transfer='[../shared/data/cacm.beir.tar.gz,...]'   # the default run
     python scripts/benchmark_transfer.py outputs/<date>/<time>       # -> benchmarks/transfer.json, transfer.md
     python scripts/benchmark_transfer.py RUN --label-free cacm=outputs/<a> med=outputs/<b>   # + corpus-only runs
+    python scripts/benchmark_transfer.py RUN --alphas 0.5,0.75,0.9     # + the student averaged with its start
 
 The first reads the run's results.json ``transfer`` record (each collection's test split, the whole corpus); a
 label-free run is a ``python train.py experiment=label_free data=beir data.path=<collection>
 weak_supervision.unjudged_queries=false`` run folder, whose test split is that collection's. Targets (issue #31):
 no collection below the zero-shot start; label-free >= zero-shot on each, >= zero-shot + 0.02 on their mean.
+``--alphas`` prices the forgetting guard (``interpolation``, WiSE-FT): each merged student on SciFact dev and test
+and on every collection of the run's transfer record, and which alpha the pipeline's rule (smallest alpha within
+``--tolerance`` of the best dev nDCG@10) keeps.
 """
 from __future__ import annotations
 
@@ -38,6 +42,35 @@ def collect(run: Path, label_free: dict[str, Path]) -> dict:
     return {"run": str(run), "machine": machine(), "collections": rows, "label_free": free}
 
 
+def interpolation_sweep(run: Path, alphas: list[float], tolerance: float) -> dict:
+    """Each merged student (weight ``alpha`` on the distilled one): the run's dev and test, and each transfer
+    collection's test (nDCG@10 / recall@100); alpha 0 and 1 are the run's own start and student."""
+    from omegaconf import OmegaConf
+
+    from crossdistill.commands.interpolate import measure, merged_students
+    from crossdistill.configs.resolvers import user_cache
+    from crossdistill.pipeline.stages.transfer import transfer_record
+    from crossdistill.student.interpolation import choose_alpha
+
+    res = current_names(json.loads((run / "results.json").read_text()))
+    cfg = OmegaConf.create(res["config"])
+    transfer = res.get("transfer") or {}
+    rows = {f"{a:g}": {"scifact_" + split: m for split, m in figures.items()}
+            for a, figures in measure(run, alphas, None)["alphas"].items()}
+    # alpha 0 and 1: the run's own start and kept student (dev: the optimized metric, nDCG@10 by default)
+    rows["0"] = {"scifact_dev": res["dev"]["student_init"], "scifact_test": res["systems"]["student_init"]}
+    rows["1"] = {"scifact_dev": {"ndcg@10": res["dev"]["best"]}, "scifact_test": res["systems"]["student"]}
+    cache = Path(user_cache()) / "data"
+    for alpha, model in merged_students(run, alphas):
+        for name, rec in transfer.items():
+            rows[f"{alpha:g}"][name] = transfer_record(cfg, rec["path"], {"student": model}, cache)["systems"]["student"]
+    for name, rec in transfer.items():
+        rows["0"][name], rows["1"][name] = rec["systems"]["student_init"], rec["systems"]["student"]
+    dev = {float(a): r["scifact_dev"]["ndcg@10"] for a, r in rows.items()}
+    return {"alphas": rows, "tolerance": tolerance, "rule_keeps": choose_alpha(dev, tolerance),
+            "collections": list(transfer)}
+
+
 def render(bench: dict) -> str:
     md = ["# Transfer benchmark", "", f"Machine: {describe(bench['machine'])}. Run: `{bench['run']}`. nDCG@10 / "
           "recall@100 on each collection's test split (the whole corpus); Δ is the student against its zero-shot "
@@ -57,6 +90,19 @@ def render(bench: dict) -> str:
                       f"{'start' if s['best_epoch'] == -1 else 'epoch ' + str(s['best_epoch'])} | `{s['run']}` |")
     else:
         md += ["", "Label-free corpus-only runs: not measured in this file (pass `--label-free name=RUN`)."]
+    if bench.get("interpolation"):
+        sweep = bench["interpolation"]
+        names = sweep["collections"]
+        md += ["", "The student averaged with its zero-shot start (`interpolation`, WiSE-FT; alpha = the distilled "
+               f"student's weight), nDCG@10; the pipeline's rule (smallest alpha within {sweep['tolerance']:g} of the "
+               f"best SciFact dev) keeps alpha **{sweep['rule_keeps']:g}**:", "",
+               "| alpha | SciFact dev | SciFact test | " + " | ".join(names) + " | no forgetting |",
+               "|---" * (4 + len(names)) + "|"]
+        start = sweep["alphas"]["0"]
+        for alpha, r in sorted(sweep["alphas"].items(), key=lambda a: float(a[0])):
+            kept = all(r[n]["ndcg@10"] >= start[n]["ndcg@10"] for n in names)
+            md.append(f"| {alpha} | {r['scifact_dev']['ndcg@10']:.3f} | {r['scifact_test']['ndcg@10']:.3f} | " +
+                      " | ".join(f"{r[n]['ndcg@10']:.3f}" for n in names) + f" | {'met' if kept else 'not met'} |")
     return "\n".join(md) + "\n"
 
 
@@ -64,9 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path, help="a default run folder whose results.json has a transfer record")
     p.add_argument("--label-free", nargs="*", default=[], help="name=RUN folder of a label-free corpus-only run")
+    p.add_argument("--alphas", default="", help="comma-separated weights of the distilled student to price (WiSE-FT)")
+    p.add_argument("--tolerance", type=float, default=0.005, help="the interpolation rule's dev tolerance")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks")
     args = p.parse_args(argv)
     bench = collect(args.run, {k: Path(v) for k, v in (item.split("=", 1) for item in args.label_free)})
+    if args.alphas:
+        bench["interpolation"] = interpolation_sweep(args.run, [float(a) for a in args.alphas.split(",")], args.tolerance)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "transfer.json").write_text(json.dumps(bench, indent=1))
     (args.out / "transfer.md").write_text(render(bench))

@@ -32,3 +32,16 @@ def test_the_transfer_table_judges_forgetting_per_collection(tmp_path):
     assert "| cacm | 0.490 | 0.410 | 0.410 | +0.000 | start |" in md
     bench = json.loads((tmp_path / "bench" / "transfer.json").read_text())
     assert bench["collections"]["scifact"]["express_lane"]["ndcg@10"] == 0.77
+
+
+def test_the_interpolation_table_marks_the_rules_alpha_and_forgetting():
+    rows = {a: {"scifact_dev": _m(dev), "scifact_test": _m(test), "cacm": _m(c), "med": _m(m)}
+            for a, dev, test, c, m in (("0", 0.60, 0.65, 0.41, 0.79), ("0.5", 0.69, 0.72, 0.42, 0.79),
+                                       ("1", 0.70, 0.74, 0.43, 0.75))}
+    bench = {"machine": {"cpu": "X", "cores": 2, "memory_gib": 24, "gpu": None}, "run": "r", "collections": {},
+             "label_free": {}, "interpolation": {"alphas": rows, "tolerance": 0.01, "rule_keeps": 0.5,
+                                                 "collections": ["cacm", "med"]}}
+    md = bt.render(bench)
+    assert "keeps alpha **0.5**" in md
+    assert "| 0.5 | 0.690 | 0.720 | 0.420 | 0.790 | met |" in md
+    assert "| 1 | 0.700 | 0.740 | 0.430 | 0.750 | not met |" in md
