@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     bench["matmul"] = matmul_share(args.run, docs, bench["throughput"]["corpus_docs_per_s"])
     bench["training"] = training(args.run, queries, docs, args.rounds)
     bench["latency"] = single_queries(args.run, queries)
+    bench["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     onnx = results["onnx"]
     if "test_cross_encoder_ndcg@10" not in onnx["cross_encoder"]["int8"]:
         onnx["cross_encoder"]["int8"] |= cross_encoder_int8_quality(args.run)

@@ -55,7 +55,7 @@ def interpolation_sweep(run: Path, alphas: list[float], tolerance: float) -> dic
     res = current_names(json.loads((run / "results.json").read_text()))
     cfg = OmegaConf.create(res["config"])
     transfer = res.get("transfer") or {}
-    rows = {f"{a:g}": {"scifact_" + split: m for split, m in figures.items()}
+    rows = {a: {"scifact_" + split: m for split, m in figures.items()}
             for a, figures in measure(run, alphas, None)["alphas"].items()}
     # alpha 0 and 1: the run's own start and kept student (dev: the optimized metric, nDCG@10 by default)
     rows["0"] = {"scifact_dev": res["dev"]["student_init"], "scifact_test": res["systems"]["student_init"]}
