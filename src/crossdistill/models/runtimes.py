@@ -9,6 +9,7 @@ checked in ``tests/test_runtimes.py``; the speed of each is measured by ``script
 """
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 import weakref
 
@@ -106,7 +107,5 @@ def forward(model, features: dict, backend: str, precision: str, output: str) ->
 def missing_runtime(backend: str) -> str | None:
     """The package ``backend`` needs and this environment lacks, or None."""
     need = {"onnx": ("onnx", "onnxruntime"), "onnx-int8": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino")}
-    import importlib.util
-
     return next((name for name in need.get(backend, ()) if importlib.util.find_spec(name) is None), None)
 

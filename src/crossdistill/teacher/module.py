@@ -70,9 +70,8 @@ class CrossEncoderTeacher(pl.LightningModule):
         if self.predict_backend == "torch":
             return {"index": batch["index"], "score": self.score(batch["queries"], batch["docs"]).cpu()}
         features = self.model.preprocess(list(zip(batch["queries"], batch["docs"])))
-        return {"index": batch["index"], "score": forward(self.model, features, self.predict_backend,
-                                                                  str(self.trainer.precision), "scores")
-                .squeeze(-1).cpu()}
+        scores = forward(self.model, features, self.predict_backend, str(self.trainer.precision), "scores")
+        return {"index": batch["index"], "score": scores.squeeze(-1).cpu()}
 
     def configure_optimizers(self):
         return adamw_with_warmup(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.warmup_ratio)
