@@ -153,6 +153,9 @@ def test_split_sentences_and_cloze():
 
     body = "Cells divide. The rate fell (p < 0.05) e.g. in mice. 3 of 4 trials failed."
     assert split_sentences(body) == ["Cells divide.", "The rate fell (p < 0.05) e.g. in mice.", "3 of 4 trials failed."]
+    # a lower-cased, tokenized collection (MED) ends its sentences with a stop standing alone
+    assert split_sentences("levels of free fatty acids . correlation was found e.g. in mice . none") == [
+        "levels of free fatty acids .", "correlation was found e.g. in mice .", "none"]
     import random
 
     # only the 4-to-8-word sentences are drawn; the body loses exactly that sentence

@@ -33,8 +33,9 @@ KINDS = ("title", "sentence")
 # auto: titles when enough documents have one usable as a query, else sentences (MS MARCO passages and FiQA have no
 # titles at all)
 AUTO = "auto"
-# A sentence ends at . ! or ? followed by space and a capital, digit or bracket ("e.g. the" does not end one).
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
+# A sentence ends at . ! or ? followed by space and a capital, digit or bracket ("e.g. the" does not end one), or at
+# a tokenized stop standing alone ("acids . correlation": lower-cased collections such as MED write them so).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])|(?<=\s[.!?])\s+")
 
 
 def split_sentences(text: str) -> list[str]:
