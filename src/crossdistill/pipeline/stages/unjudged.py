@@ -40,11 +40,12 @@ class UnjudgedQueries(Stage):
                             "distilling on the pseudo-queries")
             return
         train, dev = weak.split_unjudged(unjudged)
-        ctx.query_sets = {"unjudged": (train, ctx.bm25_train.search(train.queries, depth))}
         if not dev:
-            ctx.console.log(f"distillation: {len(train.queries)} unjudged queries (too few to hold {weak.dev_queries} "
-                            "out: dev stays the pseudo-queries')")
+            # A handful of queries (cacm: 12 beside its 52 judged ones) is no distillation set and no dev.
+            ctx.console.log(f"weak_supervision.unjudged_queries: only {len(train.queries)} unjudged queries (fewer than "
+                            f"2 x dev_queries = {2 * weak.dev_queries}); distilling on the pseudo-queries")
             return
+        ctx.query_sets = {"unjudged": (train, ctx.bm25_train.search(train.queries, depth))}
         ev, top = ctx.dev_evaluator, unjudged_pairs(instantiate(ctx.cfg.pairs)).top
         bm25_dev = ctx.bm25_train.search({q: unjudged.queries[q] for q in dev}, depth)
         run = ev.retrieve(ctx.student.encoder, dev, ctx.corpus_emb)
