@@ -155,8 +155,9 @@ def student_card(results: dict, command: str | None = None, when: str | None = N
     """The student's README.md: what it is, whence, the test table, how to load it, its limits."""
     when, m, cfg, teacher, systems, base, dataset, k = card_basics(results, "student", when, m)
     meta = card_meta(results, base, dataset, [*TAGS[:1], "sentence-similarity", *TAGS[1:]], "sentence-similarity")
-    kept = ("\n\nThe run kept the **zero-shot start**: no distilled epoch beat the base model on dev, so these are "
-            "the base model's weights.") if results.get("best_epoch", 0) < 0 else ""
+    why = (results.get("guard") or {}).get("reason") or "no distilled epoch beat the base model on dev"
+    kept = (f"\n\nThe run kept the **zero-shot start** ({why}), so these are the base model's weights."
+            if results.get("best_epoch", 0) < 0 else "")
     rows = [("student", "**this model**"),
             ("express_lane", f"express lane: this model's top-{k} reranked by "
                              f"{describe_ensemble(teacher.get('express_lane') or teacher.get('ensemble'))}"),

@@ -104,6 +104,7 @@ def _results_section(layout: RunLayout) -> list[str]:
     if res.get("systems"):
         systems = pd.DataFrame.from_dict(res["systems"], orient="index")
         md += [_md_table(systems.rename_axis("system").reset_index()), ""]
+    md += guard_lines(res.get("guard") or {})
     md += interpolation_lines(res.get("interpolation") or {})
     md += transfer_lines(res.get("transfer") or {})
     teacher = res.get("teacher") or {}
@@ -114,6 +115,14 @@ def _results_section(layout: RunLayout) -> list[str]:
         stages = pd.DataFrame.from_dict(res["stages"], orient="index")
         md += ["Stage costs:", "", _md_table(stages.rename_axis("stage").reset_index()), ""]
     return md
+
+
+def guard_lines(record: dict) -> list[str]:
+    """The keep-the-start guard (``guard``): what the run kept, and why."""
+    if not record:
+        return []
+    kept = "the zero-shot start" if record["kept"] == "start" else "the distilled student"
+    return [f"Guard: kept **{kept}**: {record['reason']}.", ""]
 
 
 def interpolation_lines(record: dict) -> list[str]:

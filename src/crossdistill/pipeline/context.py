@@ -108,6 +108,7 @@ class RunContext:
     final: EvalResult | None = None     # the kept student on test
     onnx: dict | None = None            # the ONNX files of the exported models, and their checks
     interpolation: dict | None = None   # the kept student averaged with its start: each alpha's dev, the choice
+    guard: dict | None = None           # the keep-the-start guard: the start or a distilled student kept, and why
     transfer: dict | None = None        # collection -> the students' test metrics there (evaluation.transfer)
     results: dict | None = None         # what results.json holds (eval.py returns its systems)
     _teacher_fingerprint: str | None = field(default=None, repr=False)
@@ -134,6 +135,11 @@ class RunContext:
         if self._teacher_fingerprint is None:
             self._teacher_fingerprint = state_dict_fingerprint(self.cross_encoder)
         return self._teacher_fingerprint
+
+    @property
+    def distilling(self) -> bool:
+        """False once the guard has skipped distillation (a teacher no better than the start on dev)."""
+        return not (self.guard and self.guard.get("distilled") is False)
 
     @property
     def is_global_zero(self) -> bool:

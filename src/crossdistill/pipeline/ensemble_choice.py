@@ -2,6 +2,9 @@
 each choice in ``teacher_info``. Used by the teacher, express lane and mining stages."""
 from __future__ import annotations
 
+import pandas as pd
+
+from crossdistill.evaluation.runs import reranked_ndcg
 from crossdistill.pipeline.context import RunContext
 from crossdistill.retrieval.fusion import reciprocal_rank_fusion
 from crossdistill.retrieval.student_pairs import StudentPairs
@@ -33,7 +36,12 @@ def choose_ensemble_weights(ctx: RunContext, when: str = "") -> None:
     frame = ev.reranking.frame([(q, c.docid) for q, cands in lists.items() for c in cands],
                                StudentPairs(ctx.student.encoder, ev.embeddings, run, ctx.corpus_emb))
     on = f"the {ensemble.choose_on} dev top {ev.rerank_depth}"
-    record_choice(ctx, "ensemble", info := {**ensemble.choose(frame, qrels), "shortlists": ensemble.choose_on})
+    # The student's own order of the same shortlists, beside the teacher's: what the guard compares (stages/guard.py)
+    order = {(q, docid): -i for q, ranked in run.items() for i, (docid, _) in enumerate(ranked)}
+    student = reranked_ndcg(frame, pd.Series([order.get(k, -1e9) for k in zip(frame.qid, frame.docid)],
+                                             index=frame.index, dtype=float), qrels)
+    record_choice(ctx, "ensemble", info := {**ensemble.choose(frame, qrels), "shortlists": ensemble.choose_on,
+                                            "dev_student": student})
     log_choice(ctx, f"teacher{when}", info, on)
     if ctx.express_lane is not ensemble and "express_lane" not in ctx.teacher_info:
         record_choice(ctx, "express_lane", info := {**ctx.express_lane.choose(frame, qrels), "shortlists": "zero-shot dev"})

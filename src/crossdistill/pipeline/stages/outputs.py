@@ -137,11 +137,13 @@ def results_record(ctx: RunContext, systems: dict) -> dict:
         "systems": systems, "best_epoch": ctx.best.epoch, "optimized_metric": cfg.optimized_metric,
         "dev": {"student_init": ctx.init["dev"].metrics, "best": ctx.best.dev,
                 "history": dev_epoch_metrics(ctx.layout)},
-        "test_final": ctx.final.metrics, "teacher": teacher_record(ctx), "mining": ctx.rounds[0], "rounds": ctx.rounds,
+        "test_final": ctx.final.metrics, "teacher": teacher_record(ctx), "mining": ctx.rounds[0] if ctx.rounds else {},
+        "rounds": ctx.rounds,
         "student_scale": ctx.student.scale, "evaluation": ctx.evaluator.corpus_record() | (
             {} if ctx.dev_evaluator is ctx.evaluator else {"dev_documents": f"training view ({ctx.data.train_view})"})
         | ({} if data.dev_judgments == "qrels" else {"dev_judgments": data.dev_judgments}),
         **({"onnx": ctx.onnx} if ctx.onnx else {}), **({"transfer": ctx.transfer} if ctx.transfer else {}),
+        **({"guard": ctx.guard} if ctx.guard else {}),
         **({"interpolation": ctx.interpolation | {"dev_trace": ctx.best.dev_trace}} if ctx.interpolation else {}),
         "stages": rec.stages, "total_wall_s": rec.total_wall_s, "peak_rss_mb": rec.peak_rss_mb,
         "config": OmegaConf.to_container(cfg, resolve=True),
