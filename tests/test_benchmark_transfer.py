@@ -23,13 +23,17 @@ def test_the_transfer_table_judges_forgetting_per_collection(tmp_path):
                                           "teacher_rerank_student": _m(0.77)},   # an old file's names are read too
         "transfer": {"cacm": {"systems": {"bm25": _m(0.49), "student_init": _m(0.41), "student": _m(0.43)}},
                      "med": {"systems": {"bm25": _m(0.70), "student_init": _m(0.79), "student": _m(0.75)}}}}))
-    (free / "results.json").write_text(json.dumps({"dataset": "cacm", "best_epoch": -1, "systems": {
-        "bm25": _m(0.49), "student_init": _m(0.41), "student": _m(0.41)}}))
+    (free / "results.json").write_text(json.dumps({
+        "dataset": "cacm", "best_epoch": -1, "total_wall_s": 600, "peak_rss_mb": 2048, "pseudo_queries": "auto -> title",
+        "guard": {"kept": "start", "reason": "the zero-shot start already scores 0.9800 on dev"},
+        "systems": {"bm25": _m(0.49), "student_init": _m(0.41), "student": _m(0.41), "hybrid_zero_shot": _m(0.45)}}))
     assert bt.main([str(run), "--label-free", f"cacm={free}", "--out", str(tmp_path / "bench")]) == 0
     md = (tmp_path / "bench" / "transfer.md").read_text()
     assert "| cacm | 0.490 / 0.900 | 0.410 / 0.900 | 0.430 / 0.900 | +0.020 | met |" in md
     assert "| med | 0.700 / 0.900 | 0.790 / 0.900 | 0.750 / 0.900 | -0.040 | not met |" in md
-    assert "| cacm | 0.490 | 0.410 | 0.410 | +0.000 | start |" in md
+    assert "| cacm | 0.490 | 0.410 | 0.450 | 0.410 | +0.000 | met | start | 10.0 / 2.00 |" in md
+    assert "Mean Δ +0.000 (target >= +0.020: not met); every collection >= zero-shot: met" in md
+    assert "- cacm (auto -> title): the zero-shot start already scores 0.9800 on dev." in md
     bench = json.loads((tmp_path / "bench" / "transfer.json").read_text())
     assert bench["collections"]["scifact"]["express_lane"]["ndcg@10"] == 0.77
 

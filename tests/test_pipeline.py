@@ -406,6 +406,20 @@ def test_label_free_mode_distils_on_the_unjudged_queries(tiny_bert, tiny_beir, t
     assert dev[dev.label > 0].groupby("qid").size().eq(2).all() and dev[dev.label > 0].qid.nunique() == 6
 
 
+def test_label_free_with_too_few_unjudged_queries_distils_on_the_pseudo_queries(tiny_bert, tiny_beir, tmp_path, capsys):
+    """24 unjudged queries are fewer than 2 x dev_queries (13): no dev can be held out of them, and a handful is no
+    distillation set (cacm has 12 beside its 52 judged ones): the pseudo-queries are distilled on, and judge dev."""
+    out = tmp_path / "run"
+    run(compose(tiny_overrides(tiny_bert, tiny_beir, out, tmp_path / "cache") + [
+        "data.train_labels=false", "weak_supervision.unjudged_queries=true", "weak_supervision.train_queries=20",
+        "weak_supervision.dev_queries=13", "weak_supervision.min_words=3", "student_data.epochs=1", "export.onnx=false"]))
+    results = json.loads((out / "results.json").read_text())
+    assert "query_set" not in results["mining"] and "dev_judgments" not in results["evaluation"]
+    assert pd.read_parquet(out / "mining" / "artifact.parquet").qid.str.startswith("pseudo-title:").all()
+    assert "only 24 unjudged queries (fewer than 2 x dev_queries = 26); distilling on the pseudo-queries" in \
+        " ".join(capsys.readouterr().out.split())
+
+
 def test_label_free_sentence_pseudo_queries(tiny_bert, tmp_path):
     """kind=sentence: each pseudo-query is a sentence of a body, and everything training and dev read (BM25 included)
     shows its document without that sentence. Here through kind=auto, the default: the titles (3 words) are below
