@@ -91,3 +91,10 @@ def compose(overrides: list[str]):
 
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         return hydra_compose(config_name="train", overrides=overrides)
+
+
+def console_text(out: str) -> str:
+    """What the console said, as one line of words: Rich's wrapping and its file:line column taken out."""
+    import re
+
+    return " ".join(re.sub(r"\S+\.py:\d+", " ", out).split())

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import compose, tiny_overrides
+from conftest import compose, console_text, tiny_overrides
 from crossdistill.evaluation.trace import TRACE_COLUMNS
 from crossdistill.mining.pairs import margin_scale, student_margins
 from crossdistill.pipeline.train import run
@@ -417,7 +417,7 @@ def test_label_free_with_too_few_unjudged_queries_distils_on_the_pseudo_queries(
     assert "query_set" not in results["mining"] and "dev_judgments" not in results["evaluation"]
     assert pd.read_parquet(out / "mining" / "artifact.parquet").qid.str.startswith("pseudo-title:").all()
     assert "only 24 unjudged queries (fewer than 2 x dev_queries = 26); distilling on the pseudo-queries" in \
-        " ".join(capsys.readouterr().out.split())
+        console_text(capsys.readouterr().out)
 
 
 def test_label_free_sentence_pseudo_queries(tiny_bert, tmp_path):
