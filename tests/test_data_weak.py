@@ -156,6 +156,9 @@ def test_split_sentences_and_cloze():
     # a lower-cased, tokenized collection (MED) ends its sentences with a stop standing alone
     assert split_sentences("levels of free fatty acids . correlation was found e.g. in mice . none") == [
         "levels of free fatty acids .", "correlation was found e.g. in mice .", "none"]
+    # ... or with a stop after a word, where no capital is left to look for (but not after a short word or an initial)
+    assert split_sentences("tissues of rabbits. removed 24 hr. after an i.v. injection. none") == [
+        "tissues of rabbits.", "removed 24 hr. after an i.v. injection.", "none"]
     import random
 
     # only the 4-to-8-word sentences are drawn; the body loses exactly that sentence

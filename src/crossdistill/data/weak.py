@@ -36,10 +36,16 @@ AUTO = "auto"
 # A sentence ends at . ! or ? followed by space and a capital, digit or bracket ("e.g. the" does not end one), or at
 # a tokenized stop standing alone ("acids . correlation": lower-cased collections such as MED write them so).
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])|(?<=\s[.!?])\s+")
+# A text with no capital at all (lower-cased collections) has no capital to look for: a stop after a word of four or
+# more letters or digits ends a sentence ("rabbits. tissues"), one after a short word or an initial does not
+# ("24 hr. following", "i.v. injection").
+_LOWER_CASE_END = re.compile(r"(?<=[a-z0-9)\]]{4}[.!?])\s+|(?<=\s[.!?])\s+")
 
 
 def split_sentences(text: str) -> list[str]:
-    return [piece.strip() for piece in _SENTENCE_END.split(text.strip()) if piece.strip()]
+    text = text.strip()
+    pattern = _SENTENCE_END if any(c.isupper() for c in text) else _LOWER_CASE_END
+    return [piece.strip() for piece in pattern.split(text) if piece.strip()]
 
 
 def cloze(body: str, rng: random.Random, min_words: int, max_words: int) -> tuple[str, str] | None:
