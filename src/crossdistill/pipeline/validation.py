@@ -67,7 +67,8 @@ NONE = Rule(lambda v: v is None, "null")
 POSITIVE, COUNT, FRACTION = integer(1), integer(0), number(ge=0, lt=1)
 RULES: dict[str, Rule] = {
     "seed": integer(0), "verbose": BOOLEAN, "keep_checkpoints": BOOLEAN, "rounds.count": POSITIVE,
-    "rounds.keep_zero_shot": BOOLEAN, "rounds.teacher_must_beat_start": BOOLEAN, "inference_precision": choice(*PRECISIONS), "inference_backend": choice(*BACKENDS),
+    "rounds.keep_zero_shot": BOOLEAN, "rounds.teacher_must_beat_start": BOOLEAN,
+    "inference_precision": choice(*PRECISIONS), "inference_backend": choice(*BACKENDS),
     "trainer.precision": choice(*PRECISIONS),
     "data.dev_size": either(COUNT, number(gt=0, lt=1)), "data.max_docs": either(NONE, POSITIVE),
     "teacher.max_length": integer(8), "teacher.loss": choice(*LOSSES), "teacher.lr": number(gt=0),
