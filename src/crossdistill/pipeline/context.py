@@ -138,7 +138,7 @@ class RunContext:
 
     @property
     def distilling(self) -> bool:
-        """False once the guard has skipped distillation (a teacher no better than the start on dev)."""
+        """False once the guard has skipped distillation (dev saturated, or a teacher no better than the start on dev)."""
         return not (self.guard and self.guard.get("distilled") is False)
 
     @property
