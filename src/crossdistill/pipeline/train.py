@@ -1,6 +1,6 @@
 """The training pipeline: data -> BM25 -> teacher -> zero-shot student -> teacher ensemble (weights on dev) ->
 [label-free on unjudged queries: their distillation set and teacher-judged dev] ->
-(mining -> distillation) x rounds [skipped when the teacher is no better than the start on dev] -> the guard's verdict
+(mining -> distillation) x rounds [skipped when dev is saturated or the teacher no better than the start there] -> the guard's verdict
 (the start or a distilled student, by dev) -> [interpolation with the start, alpha on dev] -> test -> export -> report. Each
 stage is timed with its peak memory (results.json ``stages``)."""
 from __future__ import annotations
@@ -44,9 +44,9 @@ def train_stages(rounds: int) -> Iterator[Stage]:
 
 def run_stages(ctx: RunContext, stages) -> RunContext:
     for stage in stages:
-        if (stage.rank_zero_only and not ctx.is_global_zero) or not stage.applies(ctx):
-            continue
         if getattr(stage, "round", None) is not None and not ctx.distilling:   # a round's stages, guard said skip
+            continue
+        if (stage.rank_zero_only and not ctx.is_global_zero) or not stage.applies(ctx):
             continue
         with ctx.recorder(stage.name):
             stage(ctx)
