@@ -5,6 +5,7 @@ cacm, med, lisa, adi), beside its zero-shot start and BM25; and, where given, la
     python scripts/benchmark_transfer.py outputs/<date>/<time>       # -> benchmarks/transfer.json, transfer.md
     python scripts/benchmark_transfer.py RUN --label-free cacm=outputs/<a> med=outputs/<b>   # + corpus-only runs
     python scripts/benchmark_transfer.py RUN --alphas 0.5,0.75,0.9     # + the student averaged with its start
+    python scripts/benchmark_transfer.py RUN --variant frozen=outputs/<c>    # + default runs with other settings
 
 The first reads the run's results.json ``transfer`` record (each collection's test split, the whole corpus); a
 label-free run is a ``python train.py experiment=label_free data=beir data.path=<collection>
@@ -12,7 +13,9 @@ weak_supervision.unjudged_queries=false`` run folder, whose test split is that c
 no collection below the zero-shot start; label-free >= zero-shot on each, >= zero-shot + 0.02 on their mean.
 ``--alphas`` prices the forgetting guard (``interpolation``, WiSE-FT): each merged student on SciFact dev and test
 and on every collection of the run's transfer record, and which alpha the pipeline's rule (smallest alpha within
-``--tolerance`` of the best dev nDCG@10) keeps.
+``--tolerance`` of the best dev nDCG@10) keeps. ``--variant`` puts other default runs with the same
+``evaluation.transfer`` beside the run (the levers against forgetting: frozen layers, L2-SP, ...): their overrides,
+SciFact dev and test, each collection, minutes and peak GiB.
 """
 from __future__ import annotations
 
@@ -41,7 +44,30 @@ def collect(run: Path, label_free: dict[str, Path]) -> dict:
                       if k in r["systems"]} | {"best_epoch": r.get("best_epoch"), "run": str(folder),
                                                "guard": r.get("guard"), "pseudo_queries": r.get("pseudo_queries"),
                                                "wall_min": r["total_wall_s"] / 60, "peak_gib": r["peak_rss_mb"] / 1024}
-    return {"run": str(run), "machine": machine(), "collections": rows, "label_free": free}
+    return {"run": str(run), "machine": machine(), "collections": rows, "label_free": free,
+            "dev": (res.get("dev") or {}).get("best"), "cost": run_cost(res)}
+
+
+def variant_record(folder: Path) -> dict:
+    """A default run with other settings: what it overrode, SciFact dev / test, each transfer collection, its cost."""
+    res = current_names(json.loads((folder / "results.json").read_text()))
+    overrides = folder / ".hydra" / "overrides.yaml"
+    said = [o for o in (overrides.read_text().splitlines() if overrides.exists() else [])
+            if "evaluation.transfer" not in o and o.lstrip("- ").strip() != "teacher=minilm"]
+    return {"run": str(folder), "overrides": [o.lstrip("- ").strip() for o in said],
+            "scifact_dev": res["dev"]["best"], "scifact_test": res["systems"]["student"],
+            "start": {n: r["systems"]["student_init"] for n, r in (res.get("transfer") or {}).items()},
+            "collections": {n: r["systems"]["student"] for n, r in (res.get("transfer") or {}).items()},
+            **run_cost(res)}
+
+
+def run_cost(res: dict) -> dict:
+    """Minutes (the whole run; the rounds' training with their dev evaluations) and peak GiB, where recorded."""
+    if "total_wall_s" not in res:
+        return {}
+    return {"wall_min": res["total_wall_s"] / 60, "peak_gib": res["peak_rss_mb"] / 1024,
+            "student_min": sum(v["wall_s"] for k, v in (res.get("stages") or {}).items()
+                               if k.startswith("student") and k != "student_init") / 60}
 
 
 def interpolation_sweep(run: Path, alphas: list[float], tolerance: float) -> dict:
@@ -118,6 +144,26 @@ def render(bench: dict) -> str:
             kept = all(r[n]["ndcg@10"] >= start[n]["ndcg@10"] for n in names)
             md.append(f"| {alpha} | {r['scifact_dev']['ndcg@10']:.3f} | {r['scifact_test']['ndcg@10']:.3f} | " +
                       " | ".join(f"{r[n]['ndcg@10']:.3f}" for n in names) + f" | {'met' if kept else 'not met'} |")
+    if bench.get("variants"):
+        names = [n for n in bench["collections"] if n != next(iter(bench["collections"]))]
+        first = next(iter(bench["collections"]))
+        md += ["", "Default runs with one lever against forgetting each (same teacher and mining cache; overrides as "
+               "typed after `python train.py teacher=minilm`), nDCG@10 (Δ against the zero-shot start), the run above "
+               "first; student minutes = the rounds' training and dev evaluations:", "",
+               "| run | overrides | SciFact dev | SciFact test / R@100 | " + " | ".join(names) +
+               " | no forgetting | student min / total min / peak GiB |", "|---" * (6 + len(names)) + "|"]
+        base = bench["collections"]
+        rows = [("default", {"overrides": [], "scifact_dev": bench.get("dev"), "scifact_test": base[first]["student"],
+                             "start": {n: base[n]["student_init"] for n in names},
+                             "collections": {n: base[n]["student"] for n in names}, **bench.get("cost", {})})]
+        for name, v in [*rows, *bench["variants"].items()]:
+            deltas = {n: v["collections"][n]["ndcg@10"] - v["start"][n]["ndcg@10"] for n in names}
+            dev = f"{v['scifact_dev']:.3f}" if v.get("scifact_dev") is not None else "-"
+            cost = (f"{v['student_min']:.1f} / {v['wall_min']:.1f} / {v['peak_gib']:.2f}" if "wall_min" in v else "-")
+            md.append(f"| {name} | {' '.join(f'`{o}`' for o in v['overrides']) or '-'} | {dev} | "
+                      f"{v['scifact_test']['ndcg@10']:.3f} / {v['scifact_test']['recall@100']:.3f} | " +
+                      " | ".join(f"{v['collections'][n]['ndcg@10']:.3f} ({deltas[n]:+.3f})" for n in names) +
+                      f" | {'met' if min(deltas.values()) >= 0 else 'not met'} | {cost} |")
     return "\n".join(md) + "\n"
 
 
@@ -127,15 +173,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--label-free", nargs="*", default=[], help="name=RUN folder of a label-free corpus-only run")
     p.add_argument("--alphas", default="", help="comma-separated weights of the distilled student to price (WiSE-FT)")
     p.add_argument("--tolerance", type=float, default=0.005, help="the interpolation rule's dev tolerance")
+    p.add_argument("--variant", nargs="*", default=[], help="name=RUN folder of a default run with other settings")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks")
     args = p.parse_args(argv)
     bench = collect(args.run, {k: Path(v) for k, v in (item.split("=", 1) for item in args.label_free)})
+    if args.variant:
+        bench["variants"] = {k: variant_record(Path(v)) for k, v in (item.split("=", 1) for item in args.variant)}
     if args.alphas:
         bench["interpolation"] = interpolation_sweep(args.run, [float(a) for a in args.alphas.split(",")], args.tolerance)
     elif (args.out / "transfer.json").exists():   # a sweep of the same run already measured stays in the file
         earlier = json.loads((args.out / "transfer.json").read_text())
         if earlier.get("run") == str(args.run) and earlier.get("interpolation"):
             bench["interpolation"] = earlier["interpolation"]
+    if not args.variant and (args.out / "transfer.json").exists():   # so do the variants measured beside it
+        earlier = json.loads((args.out / "transfer.json").read_text())
+        if earlier.get("run") == str(args.run) and earlier.get("variants"):
+            bench["variants"] = earlier["variants"]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "transfer.json").write_text(json.dumps(bench, indent=1))
     (args.out / "transfer.md").write_text(render(bench))

@@ -49,3 +49,29 @@ def test_the_interpolation_table_marks_the_rules_alpha_and_forgetting():
     assert "keeps alpha **0.5**" in md
     assert "| 0.5 | 0.690 | 0.720 | 0.420 | 0.790 | met |" in md
     assert "| 1 | 0.700 | 0.740 | 0.430 | 0.750 | not met |" in md
+
+
+def test_variants_sit_beside_the_run_with_their_overrides_deltas_and_cost(tmp_path):
+    def write_run(folder, student, cacm, wall_s, overrides=None):
+        folder.mkdir()
+        (folder / "results.json").write_text(json.dumps({
+            "dataset": "scifact", "dev": {"best": student - 0.05}, "total_wall_s": wall_s, "peak_rss_mb": 3072,
+            "stages": {"student_init": {"wall_s": 60}, "student": {"wall_s": 600}, "student_round2": {"wall_s": 300}},
+            "systems": {"bm25": _m(0.68), "student_init": _m(0.65), "student": _m(student)},
+            "transfer": {"cacm": {"systems": {"bm25": _m(0.49), "student_init": _m(0.41), "student": _m(cacm)}}}}))
+        if overrides:
+            (folder / ".hydra").mkdir()
+            (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+        return folder
+
+    run = write_run(tmp_path / "run", 0.74, 0.40, 1800)
+    frozen = write_run(tmp_path / "frozen", 0.73, 0.42, 1500, ["teacher=minilm", "student.frozen_layers=2",
+                                                              "evaluation.transfer=[a,b]"])
+    out = tmp_path / "bench"
+    assert bt.main([str(run), "--variant", f"frozen={frozen}", "--out", str(out)]) == 0
+    md = (out / "transfer.md").read_text()
+    assert "| default | - | 0.690 | 0.740 / 0.900 | 0.400 (-0.010) | not met | 15.0 / 30.0 / 3.00 |" in md
+    assert "| frozen | `student.frozen_layers=2` | 0.680 | 0.730 / 0.900 | 0.420 (+0.010) | met | 15.0 / 25.0 / 3.00 |" in md
+    # rendering the run again without --variant keeps the variants measured beside it
+    assert bt.main([str(run), "--out", str(out)]) == 0
+    assert "| frozen |" in (out / "transfer.md").read_text()

@@ -121,7 +121,7 @@ def test_a_new_loss_is_one_class_and_one_config_entry(tiny_bert, tiny_beir, tmp_
     cfg = compose([*tiny_overrides(tiny_bert, tiny_beir, tmp_path, tmp_path / "cache"), "student.scale=3.0",
                    f"+student.losses.centering={{_target_: {__name__}.CenteringLoss, weight: 0.25}}"])
     student = instantiate(cfg.student).eval()
-    assert list(student.losses) == ["margin_mse", "in_batch", "kl", "centering"]
+    assert list(student.losses) == ["margin_mse", "in_batch", "kl", "start_anchor", "centering"]
     batch = collate_pairs([{"queries": "cell gene", "docs_a": "a", "docs_b": ["x", "y"], "margins": [1.0, 2.0]},
                            {"queries": "brown fox", "docs_a": "c", "docs_b": ["z"], "margins": [3.0]}])
     logged = {}
@@ -148,3 +148,59 @@ def test_losses_check_what_they_are_given(tiny_bert):
         DistillBatch(["q"], ["a"], ["b", "c", "d"], torch.tensor([0, 0]), torch.tensor([1.0, 2.0, 3.0]))
     with pytest.raises(ValueError, match="mask must be"):
         InBatchNegativesLoss(1.0)(torch.ones(2, 4), torch.ones(3, 4), torch.arange(2), torch.ones(2, 2, dtype=torch.bool))
+
+
+def _one_batch():
+    return collate_pairs([{"queries": "cell gene", "docs_a": "a cell", "docs_b": ["x dog"], "margins": [2.0]},
+                          {"queries": "brown fox", "docs_a": "c fox", "docs_b": ["a cell"], "margins": [1.0]}])
+
+
+def test_start_anchor_is_the_squared_distance_to_the_start_weights_and_pulls_back(tiny_bert):
+    from crossdistill.student.losses import StartAnchorLoss
+
+    student = BiEncoderStudent(model=str(tiny_bert), scale=3.0, max_doc_length=32,
+                               losses=only(margin_mse=1.0, start_anchor=0.25)).eval()
+    anchor = student.losses["start_anchor"]
+    assert anchor().item() == 0.0   # at the start
+    named = dict(student.encoder.named_parameters())
+    weight = next(n for n in named if n.endswith("layer.0.attention.self.query.weight"))
+    bias = next(n for n in named if n.endswith("layer.0.output.dense.bias"))
+    with torch.no_grad():
+        named[weight][0, :3] += torch.tensor([0.1, -0.2, 0.3])
+        named[bias][:2] -= 0.5
+    assert anchor().item() == pytest.approx(0.01 + 0.04 + 0.09 + 2 * 0.25, rel=1e-5)
+    # the step's loss is margin-MSE plus 0.25 x that distance; its gradient on a moved weight points back to the start
+    plain = BiEncoderStudent(model=str(tiny_bert), scale=3.0, max_doc_length=32, losses=only(margin_mse=1.0)).eval()
+    plain.load_state_dict(student.state_dict())
+    batch = _one_batch()
+    total, base = student.training_step(batch, 0), plain.training_step(batch, 0)
+    assert total.item() == pytest.approx(base.item() + 0.25 * 0.64, rel=1e-5)
+    total.backward()
+    base.backward()
+    pull = named[bias].grad[:2] - dict(plain.encoder.named_parameters())[bias].grad[:2]
+    assert torch.allclose(pull, torch.tensor([-0.25, -0.25]), atol=1e-6)   # 0.25 x 2 x (w - w_start) = 0.25 x 2 x -0.5
+    # never saved: checkpoints hold the weights alone, and a student loaded later anchors to its own start
+    assert not any("start_anchor" in k for k in student.state_dict())
+    assert StartAnchorLoss(weight=0.0)._params == []
+    with pytest.raises(RuntimeError, match="bind"):
+        StartAnchorLoss(weight=1.0)()
+
+
+def test_frozen_embeddings_and_lower_layers_keep_their_start_weights_through_training(tmp_path):
+    from tiny_models import save_tiny_bert
+
+    two_layers = save_tiny_bert(tmp_path / "bert2", layers=2)
+    student = BiEncoderStudent(model=str(two_layers), scale=3.0, max_doc_length=32, losses=only(margin_mse=1.0),
+                               freeze_embeddings=True, frozen_layers=1)
+    start = {k: v.clone() for k, v in student.state_dict().items()}
+    optimizer = torch.optim.SGD([p for p in student.parameters() if p.requires_grad], lr=1.0)
+    for _ in range(2):
+        optimizer.zero_grad()
+        student.training_step(_one_batch(), 0).backward()
+        optimizer.step()
+    after = student.state_dict()
+    moved = {k for k in start if not torch.equal(start[k], after[k])}
+    assert moved and all(".layer.1." in k for k in moved), sorted(moved)[:5]   # only the upper layer trained
+    assert not any("embeddings" in k or ".layer.0." in k for k in moved)
+    with pytest.raises(ValueError, match="student.frozen_layers must be in"):
+        BiEncoderStudent(model=str(two_layers), frozen_layers=3)

@@ -42,8 +42,8 @@ def make_vocab() -> dict[str, int]:
     return {tok: i for i, tok in enumerate(dict.fromkeys(tokens))}
 
 
-def save_tiny_bert(directory: str | Path, hidden_size: int = 32, seed: int = 0) -> Path:
-    """Write a 1-layer BERT (config + weights) and a fast tokenizer into ``directory``.
+def save_tiny_bert(directory: str | Path, hidden_size: int = 32, seed: int = 0, layers: int = 1) -> Path:
+    """Write a ``layers``-layer BERT (config + weights) and a fast tokenizer into ``directory``.
 
     transformers 5: ``BertTokenizerFast(vocab=dict)``; ``vocab_file=`` would be silently ignored.
     """
@@ -55,7 +55,7 @@ def save_tiny_bert(directory: str | Path, hidden_size: int = 32, seed: int = 0) 
     config = BertConfig(
         vocab_size=len(vocab),
         hidden_size=hidden_size,
-        num_hidden_layers=1,
+        num_hidden_layers=layers,
         num_attention_heads=2,
         intermediate_size=37,
         max_position_embeddings=128,

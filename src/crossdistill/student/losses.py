@@ -29,6 +29,10 @@ class DistillLoss(nn.Module):
     def from_batch(self, batch: ScoredBatch) -> Tensor:
         raise NotImplementedError
 
+    def bind(self, encoder: nn.Module) -> None:
+        """Called once with the student's encoder at its start weights, before training (a term that reads the
+        weights rather than the batch keeps what it needs here)."""
+
 
 def margin_mse(query: Tensor, doc_a: Tensor, doc_b: Tensor, teacher_margin: Tensor, scale: float) -> Tensor:
     student_margin = scale * ((query * doc_a).sum(-1) - (query * doc_b).sum(-1))
@@ -140,3 +144,30 @@ class ListwiseKLLoss(DistillLoss):
     def from_batch(self, batch: ScoredBatch) -> Tensor:
         return listwise_kl(batch.query, batch.better, batch.worse, batch.owner, batch.margins, batch.scale,
                            self.temperature)
+
+
+class StartAnchorLoss(DistillLoss):
+    """L2-SP (Li et al., "Explicit Inductive Bias for Transfer Learning with Convolutional Networks", ICML 2018): the
+    squared distance of the trainable weights from the start's, sum_w (w - w_start)^2, so the distilled student moves
+    only as far from all-MiniLM-L6-v2 as its teacher's margins pay for (weight decay pulls toward 0 instead). The
+    start is the encoder as :meth:`bind` finds it, before round 1 (later rounds anchor to the same start). With weight
+    0 nothing is copied."""
+
+    def __init__(self, weight: float = 0.0):
+        super().__init__(weight)
+        self._params: list[nn.Parameter] = []   # a plain list: the encoder's weights are not registered twice
+
+    def bind(self, encoder: nn.Module) -> None:
+        if not self.weight:
+            return
+        self._params = [p for p in encoder.parameters() if p.requires_grad]
+        for i, p in enumerate(self._params):   # buffers follow the module's device, never saved in checkpoints
+            self.register_buffer(f"start_{i}", p.detach().clone(), persistent=False)
+
+    def forward(self) -> Tensor:
+        if not self._params:
+            raise RuntimeError("StartAnchorLoss: bind() was not called with the encoder at its start weights")
+        return sum(((p - getattr(self, f"start_{i}")) ** 2).sum() for i, p in enumerate(self._params))
+
+    def from_batch(self, batch: ScoredBatch) -> Tensor:
+        return self()

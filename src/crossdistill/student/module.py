@@ -22,6 +22,7 @@ DEFAULT_LOSSES = {
     "margin_mse": {"_target_": "crossdistill.student.losses.MarginMSELoss", "weight": 1.0},
     "in_batch": {"_target_": "crossdistill.student.losses.InBatchNegativesLoss", "weight": 10.0},
     "kl": {"_target_": "crossdistill.student.losses.ListwiseKLLoss", "weight": 0.0, "temperature": 1.0},
+    "start_anchor": {"_target_": "crossdistill.student.losses.StartAnchorLoss", "weight": 0.0},
 }
 
 
@@ -34,6 +35,25 @@ def build_losses(specs: Mapping[str, Mapping]) -> nn.ModuleDict:
             raise ValueError(f"student.losses.{name}: {spec.get('_target_')} is not a DistillLoss")
         losses[name] = loss
     return losses
+
+
+def freeze_lower(encoder: nn.Module, embeddings: bool, layers: int) -> None:
+    """Keep the token embeddings and the first ``layers`` transformer layers at their start weights (no gradient, no
+    optimiser state, no backward pass below the first trained layer): what the start knew of words the training
+    corpus never shows stays as it was. BERT-style models (``embeddings``, ``encoder.layer``: MiniLM, MPNet)."""
+    if not embeddings and not layers:
+        return
+    model = encoder[0].auto_model
+    stack = getattr(getattr(model, "encoder", None), "layer", None)
+    if not hasattr(model, "embeddings") or stack is None:
+        raise ValueError(f"student.freeze_embeddings / student.frozen_layers: {type(model).__name__} has no "
+                         "`embeddings` and `encoder.layer` to freeze")
+    if not 0 <= layers <= len(stack):
+        raise ValueError(f"student.frozen_layers must be in [0, {len(stack)}] for this model, got {layers}")
+    if embeddings:
+        model.embeddings.requires_grad_(False)
+    for layer in stack[:layers]:
+        layer.requires_grad_(False)
 
 
 class BiEncoderStudent(pl.LightningModule):
@@ -53,6 +73,8 @@ class BiEncoderStudent(pl.LightningModule):
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
         losses: Mapping[str, Mapping] = DEFAULT_LOSSES,
+        freeze_embeddings: bool = False,
+        frozen_layers: int = 0,
     ):
         super().__init__()
         if isinstance(scale, str) and scale != "auto":
@@ -61,7 +83,10 @@ class BiEncoderStudent(pl.LightningModule):
             losses = OmegaConf.to_container(losses, resolve=True)
         self.save_hyperparameters()
         self.encoder = load_bi_encoder(model, normalize).train()  # loaders return eval mode: keep dropout on
+        freeze_lower(self.encoder, freeze_embeddings, frozen_layers)
         self.losses = build_losses(losses)
+        for loss in self.losses.values():   # after freezing: a loss that reads the weights sees the trainable ones
+            loss.bind(self.encoder)
         # "auto": set from the mined pairs before training (set_scale), when the teacher's margin size is known.
         self.scale = float("nan") if scale == "auto" else float(scale)
 
