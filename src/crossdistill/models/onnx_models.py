@@ -191,12 +191,14 @@ class OnnxCrossEncoder(_OnnxModel):
                              lambda idx: self._run([pairs[i][0] for i in idx], [pairs[i][1] for i in idx]))
 
 
-def check_bi_encoder(model: SentenceTransformer, onnx_model: OnnxBiEncoder, texts: Sequence[str]) -> dict:
-    """Cosine between the PyTorch and the ONNX embedding of each text: ``{"min_cosine", "mean_cosine", "n"}``."""
+def check_bi_encoder(model: SentenceTransformer, onnx_model: OnnxBiEncoder, texts: Sequence[str],
+                     batch_size: int = 16) -> dict:
+    """Cosine between the PyTorch and the ONNX embedding of each text: ``{"min_cosine", "mean_cosine", "n"}``.
+    Small batches: ONNX Runtime's arena keeps what the longest batch took (serving/fidelity.py)."""
     texts = list(texts)
     ref = np.asarray(model.encode(texts, convert_to_tensor=False, normalize_embeddings=False, show_progress_bar=False),
                      dtype=np.float64)
-    got = onnx_model.encode(texts).astype(np.float64)
+    got = onnx_model.encode(texts, batch_size).astype(np.float64)
     norms = np.maximum(np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1), 1e-12)
     cosine = (ref * got).sum(axis=1) / norms
     return {"min_cosine": float(cosine.min()), "mean_cosine": float(cosine.mean()), "n": len(texts)}
