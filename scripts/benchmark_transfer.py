@@ -43,7 +43,9 @@ def collect(run: Path, label_free: dict[str, Path]) -> dict:
         free[name] = {k: r["systems"][k] for k in ("bm25", "student_init", "student", "hybrid_zero_shot")
                       if k in r["systems"]} | {"best_epoch": r.get("best_epoch"), "run": str(folder),
                                                "guard": r.get("guard"), "pseudo_queries": r.get("pseudo_queries"),
-                                               "wall_min": r["total_wall_s"] / 60, "peak_gib": r["peak_rss_mb"] / 1024}
+                                               "wall_min": r["total_wall_s"] / 60, "peak_gib": r["peak_rss_mb"] / 1024,
+                                               "resumed": bool((r.get("config") or {}).get("resume")),
+                                               "rounds": len(r.get("rounds") or [])}
     return {"run": str(run), "machine": machine(), "collections": rows, "label_free": free,
             "dev": (res.get("dev") or {}).get("best"), "cost": run_cost(res)}
 
@@ -122,11 +124,13 @@ def render(bench: dict) -> str:
             md.append(f"| {name} | {s['bm25']['ndcg@10']:.3f} | {s['student_init']['ndcg@10']:.3f} | {hybrid} | "
                       f"{s['student']['ndcg@10']:.3f} | {delta:+.3f} | {'met' if delta >= 0 else 'not met'} | "
                       f"{'start' if s['best_epoch'] == -1 else 'epoch ' + str(s['best_epoch'])} | "
-                      f"{s.get('wall_min', 0):.1f} / {s.get('peak_gib', 0):.2f} |")
+                      + ("resumed (its stages' times are partly another run's) |" if s.get("resumed") else
+                         f"{s.get('wall_min', 0):.1f} / {s.get('peak_gib', 0):.2f} |"))
         mean = sum(deltas) / len(deltas)
         md += ["", f"Mean Δ {mean:+.3f} (target >= +0.020: {'met' if mean >= 0.02 else 'not met'}); every collection "
                f">= zero-shot: {'met' if min(deltas) >= 0 else 'not met'}. What each run's guard kept, and why:", ""]
-        md += [f"- {name} ({s.get('pseudo_queries') or 'pseudo-queries'}): "
+        md += [f"- {name} ({s.get('pseudo_queries') or 'pseudo-queries'}"
+               f"{'; rounds: ' + str(s['rounds']) if s.get('rounds') else ''}): "
                f"{(s.get('guard') or {}).get('reason', 'no guard record')}. Run: `{s['run']}`"
                for name, s in bench["label_free"].items()]
     else:
@@ -149,7 +153,8 @@ def render(bench: dict) -> str:
         first = next(iter(bench["collections"]))
         md += ["", "Default runs with one lever against forgetting each (same teacher and mining cache; overrides as "
                "typed after `python train.py teacher=minilm`), nDCG@10 (Δ against the zero-shot start), the run above "
-               "first; student minutes = the rounds' training and dev evaluations:", "",
+               "first; student minutes = the rounds' training and dev evaluations (wall time of runs that may have shared the "
+               "machine: a step's cost side by side is benchmarks/student_step.md):", "",
                "| run | overrides | SciFact dev | SciFact test / R@100 | " + " | ".join(names) +
                " | no forgetting | student min / total min / peak GiB |", "|---" * (6 + len(names)) + "|"]
         base = bench["collections"]
