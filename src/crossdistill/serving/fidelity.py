@@ -15,6 +15,7 @@ from sentence_transformers import CrossEncoder, SentenceTransformer
 from crossdistill.evaluation.metrics import evaluate
 from crossdistill.evaluation.runs import reranked_ndcg
 from crossdistill.models.onnx_models import (
+    CHECK_BATCH,
     OnnxBiEncoder,
     OnnxCrossEncoder,
     check_bi_encoder,
@@ -25,9 +26,6 @@ from crossdistill.models.onnx_models import (
 from crossdistill.retrieval.dense import exact_search
 
 MIN_COSINE, MAX_LOGIT_DIFF = 0.9999, 1e-3
-
-
-ENCODE_BATCH = 16
 
 
 def sample_texts(docs, queries: Mapping[str, str], n: int, seed: int = 13) -> list[str]:
@@ -48,9 +46,7 @@ def student_onnx(folder: Path, docs, doc_ids: Sequence[str], queries: Mapping[st
     record = {"fp32": {"file": "onnx/model.onnx", **fp32, "faithful": fp32["min_cosine"] >= MIN_COSINE},
               "int8": {"file": "onnx/model_qint8.onnx", **check_bi_encoder(model, int8, texts)}}
     qids = sorted(qrels)
-    # batches of 16: ONNX Runtime's arena keeps what the longest batch took (measured on 600 SciFact documents, the
-    # student at 256 tokens: +1.2 GiB at 64, +0.4 GiB at 16), and this runs at the end of a run holding ~3 GiB
-    doc_emb = torch.from_numpy(int8.encode(docs.texts(range(len(doc_ids))), batch_size=ENCODE_BATCH))
+    doc_emb = torch.from_numpy(int8.encode(docs.texts(range(len(doc_ids))), batch_size=CHECK_BATCH))
     run = exact_search(torch.from_numpy(int8.encode([queries[q] for q in qids])), doc_emb, qids, list(doc_ids), depth)
     record["int8"]["test"] = evaluate(run, qrels, ("ndcg@10", f"recall@{depth}"))
     return record

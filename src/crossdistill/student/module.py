@@ -43,7 +43,7 @@ def freeze_lower(encoder: nn.Module, embeddings: bool, layers: int) -> None:
     corpus never shows stays as it was. BERT-style models (``embeddings``, ``encoder.layer``: MiniLM, MPNet)."""
     if not embeddings and not layers:
         return
-    model = encoder[0].auto_model
+    model = encoder.transformers_model
     stack = getattr(getattr(model, "encoder", None), "layer", None)
     if not hasattr(model, "embeddings") or stack is None:
         raise ValueError(f"student.freeze_embeddings / student.frozen_layers: {type(model).__name__} has no "
