@@ -149,8 +149,7 @@ def render(bench: dict) -> str:
             md.append(f"| {alpha} | {r['scifact_dev']['ndcg@10']:.3f} | {r['scifact_test']['ndcg@10']:.3f} | " +
                       " | ".join(f"{r[n]['ndcg@10']:.3f}" for n in names) + f" | {'met' if kept else 'not met'} |")
     if bench.get("variants"):
-        names = [n for n in bench["collections"] if n != next(iter(bench["collections"]))]
-        first = next(iter(bench["collections"]))
+        first, *names = bench["collections"]   # the run's own collection, then its transfer collections
         md += ["", "Default runs with one lever against forgetting each (same teacher and mining cache; overrides as "
                "typed after `python train.py teacher=minilm`), nDCG@10 (Δ against the zero-shot start), the run above "
                "first; student minutes = the rounds' training and dev evaluations (wall time of runs that may have shared the "
@@ -186,14 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         bench["variants"] = {k: variant_record(Path(v)) for k, v in (item.split("=", 1) for item in args.variant)}
     if args.alphas:
         bench["interpolation"] = interpolation_sweep(args.run, [float(a) for a in args.alphas.split(",")], args.tolerance)
-    elif (args.out / "transfer.json").exists():   # a sweep of the same run already measured stays in the file
-        earlier = json.loads((args.out / "transfer.json").read_text())
-        if earlier.get("run") == str(args.run) and earlier.get("interpolation"):
-            bench["interpolation"] = earlier["interpolation"]
-    if not args.variant and (args.out / "transfer.json").exists():   # so do the variants measured beside it
-        earlier = json.loads((args.out / "transfer.json").read_text())
-        if earlier.get("run") == str(args.run) and earlier.get("variants"):
-            bench["variants"] = earlier["variants"]
+    # a sweep or variants of the same run already measured stay in the file unless measured again
+    earlier = json.loads((args.out / "transfer.json").read_text()) if (args.out / "transfer.json").exists() else {}
+    if earlier.get("run") == str(args.run):
+        for part in ("interpolation", "variants"):
+            if part not in bench and earlier.get(part):
+                bench[part] = earlier[part]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "transfer.json").write_text(json.dumps(bench, indent=1))
     (args.out / "transfer.md").write_text(render(bench))
